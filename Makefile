@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 PRESET ?= tiny
 OUT ?= paper_figures/out/$(PRESET)
 
-.PHONY: install reproduce test test-notebooks test-pytest export clean-nbs
+.PHONY: install reproduce test export readme
 
 $(VENV)/.installed: settings.ini setup.py constraints.txt
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade "pip>=23" "setuptools<81" wheel
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -26,3 +26,6 @@ test: install
 
 export:
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+readme:
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb > README.md
