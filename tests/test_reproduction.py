@@ -39,3 +39,21 @@ def test_second_run_skips_unchanged_notebooks(out_dir):
                           cwd=ROOT, capture_output=True, text=True, check=True)
     lines = [l for l in proc.stdout.splitlines() if l.strip()]
     assert lines and all(l.startswith('skipped') for l in lines), proc.stdout
+
+
+from cortex_nb.report import CLAIM_CHECKS, collect_claims
+
+
+@pytest.mark.parametrize('check', CLAIM_CHECKS, ids=[c.__name__ for c in CLAIM_CHECKS])
+def test_paper_claims_hold_on_the_tiny_preset(out_dir, check):
+    claims = collect_claims(out_dir, [check])
+    assert len(claims), f"{check.__name__} checked nothing"
+    failing = claims[~claims.holds]
+    assert failing.empty, "claims that do not hold:\n" + failing.to_string(index=False)
+
+
+def test_report_lists_every_table_and_claim(out_dir):
+    text = (out_dir/'REPORT.md').read_text()
+    claims = collect_claims(out_dir)
+    for claim in claims.claim: assert claim in text
+    assert '![fig_world_concepts](fig_world_concepts.png)' in text

@@ -1,0 +1,29 @@
+"The `cortex-nb` console script as a user runs it."
+import subprocess, sys
+from pathlib import Path
+
+from cortex_nb.taming import write_tiny_taming_checkpoint
+
+BIN = Path(sys.executable).parent
+
+
+def cortex_nb(*args):
+    return subprocess.run([str(BIN/'cortex-nb'), *map(str, args)], capture_output=True, text=True)
+
+
+def test_paper_dry_run_prints_the_plan_for_an_official_format_checkpoint(tmp_path):
+    config, ckpt = write_tiny_taming_checkpoint(tmp_path)
+    proc = cortex_nb('reproduce', '--preset', 'paper', '--dry-run', '--vqgan-config', config, '--vqgan-ckpt', ckpt)
+    assert proc.returncode == 0, proc.stderr
+    for step in ('sample synthetic grids', 'train IEM CE', 'TIS RE', 'GPU hours'): assert step in proc.stdout
+
+
+def test_paper_dry_run_names_a_missing_checkpoint(tmp_path):
+    config, _ = write_tiny_taming_checkpoint(tmp_path)
+    proc = cortex_nb('reproduce', '--preset', 'paper', '--dry-run', '--vqgan-config', config, '--vqgan-ckpt', tmp_path/'gone.ckpt')
+    assert proc.returncode != 0 and 'gone.ckpt' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_unknown_preset_is_refused_with_the_known_ones():
+    proc = cortex_nb('reproduce', '--preset', 'huge', '--dry-run')
+    assert proc.returncode == 1 and "Unknown preset 'huge'" in proc.stderr and 'tiny' in proc.stderr
