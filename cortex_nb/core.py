@@ -81,13 +81,17 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
-# %% ../nbs/00_core.ipynb #7004b535
+# %% ../nbs/00_core.ipynb #ea936743
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask); return mask
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     "Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the result the usual permissions
     try:
         yield Path(tmp)
         with open(tmp, 'rb+') as f: os.fsync(f.fileno())
@@ -130,7 +134,17 @@ def config_hash(*configs, length: int = 12) -> str:
     blob = json.dumps(_canonical(list(configs)), sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
-# %% ../nbs/00_core.ipynb #82747902
+# %% ../nbs/00_core.ipynb #851a711d
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    "Hold an exclusive lock on `lock_path` (POSIX `flock`; no lock where that is unavailable)."
+    try: import fcntl
+    except ImportError: yield; return
+    with open(lock_path, 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
+
 def default_cache_dir() -> Path:
     "Where artifacts are cached: `$CORTEX_NB_CACHE`, else `~/.cache/cortex_nb`."
     return Path(os.environ.get('CORTEX_NB_CACHE', Path.home()/'.cache'/'cortex_nb'))
@@ -153,14 +167,16 @@ class ArtifactCache:
         final = self.path(kind, config)
         if (final/'DONE').exists(): return final
         final.parent.mkdir(parents=True, exist_ok=True)
-        # build in a work folder that survives interruption, so resumable builds can pick up
-        work = final.with_name(final.name + '.partial'); work.mkdir(exist_ok=True)
-        write_json(work/'config.json', _canonical(config))
-        if verbose: print(f"building {kind} {final.name} in {work}")
-        build(work)
-        (work/'DONE').write_text('ok')
-        if final.exists(): shutil.rmtree(final)
-        os.replace(work, final)
+        with _exclusive(final.with_name(final.name + '.lock')):  # a second process waits, then reuses
+            if (final/'DONE').exists(): return final
+            # build in a work folder that survives interruption, so resumable builds can pick up
+            work = final.with_name(final.name + '.partial'); work.mkdir(exist_ok=True)
+            write_json(work/'config.json', _canonical(config))
+            if verbose: print(f"building {kind} {final.name} in {work}")
+            build(work)
+            (work/'DONE').write_text('ok')
+            if final.exists(): shutil.rmtree(final)
+            os.replace(work, final)
         return final
 
     def clear(self, kind: str | None = None):

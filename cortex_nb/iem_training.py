@@ -27,7 +27,7 @@ __all__ = ['TrainConfig', 'WarmupCosine', 'make_optimizer', 'IdBatches', 'train_
            'data_info', 'save_iem', 'train_iem', 'load_iem', 'predict_logits', 'topk_accuracy', 'evaluate_iem',
            'get_iem_from_store', 'get_iem', 'init_distributed', 'load_codebook', 'main']
 
-# %% ../nbs/10_iem_training.ipynb #48f46147
+# %% ../nbs/10_iem_training.ipynb #8632be49
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train one IEM (App. A.3.4)."
@@ -58,7 +58,7 @@ class TrainConfig:
         p = get_preset(preset)
         te = dict(optimizer='adamw', schedule='warmup_cosine', amp=True) if arch == 'te' else {}
         if p.name == 'paper': return cls(epochs=80, batch_size=256, seed=p.seed, **te)
-        epochs = {'ce': 8, 're': 8, 'te': 10}[arch]
+        epochs = {'ce': 24, 're': 24, 'te': 10}[arch]
         return cls(epochs=epochs, batch_size=64, step_size=max(1, round(epochs * 20 / 80)), seed=p.seed, **te)
 
 # %% ../nbs/10_iem_training.ipynb #115d77b7
@@ -167,7 +167,7 @@ def _validate(model: nn.Module, store: TokenStore, split: str, codebook: torch.T
     loss, correct, n = _all_sum(tot, codebook.device)
     return loss / n, correct / n
 
-# %% ../nbs/10_iem_training.ipynb #cc32d7b3
+# %% ../nbs/10_iem_training.ipynb #4ffa926a
 def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: TrainConfig, folder,
               train_split: str = 'train', val_split: str = 'val', device=None, progress: bool = True,
               on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
@@ -190,6 +190,10 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
     if state_path.exists():                                     # resume
         try: st = torch.load(state_path, map_location='cpu', weights_only=True)
         except Exception as e: raise ValueError(f"training state {state_path} is corrupt ({e}); delete it to restart") from None
+        saved = {'train': st.get('train_config'), 'iem': st.get('iem_config')}
+        if saved != {'train': dataclasses.asdict(cfg), 'iem': dataclasses.asdict(c)}:
+            raise ValueError(f"training state {state_path} belongs to another run (configs {saved}); "
+                             f"use another folder or delete it to restart")
         model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
         scaler.load_state_dict(st['scaler']); history, best, start = st['history'], st['best'], st['epoch'] + 1
     net = model
@@ -198,7 +202,8 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
         net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda' else None)
     bar = tqdm(total=cfg.epochs * len(loader), initial=start * len(loader), disable=not progress or rank != 0,
                desc=f"{c.arch} train", leave=False)
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
+    prev = history[-1] if history else {'seconds': 0.0, 'cpu_seconds': 0.0}   # times accumulate over resumed runs
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + rank)   # dropout depends on (seed, epoch, rank) only
         sampler.set_epoch(epoch)
@@ -219,7 +224,8 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
         loss_sum, correct, n = _all_sum(tot, device)
         val_loss, val_acc = _validate(_unwrap(net), store, val_split, codebook, cfg.batch_size)
         rec = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, val_loss=val_loss, val_acc=val_acc,
-                   lr=opt.param_groups[0]['lr'], seconds=time.time() - t0)
+                   lr=opt.param_groups[0]['lr'], seconds=prev['seconds'] + time.time() - t0,
+                   cpu_seconds=prev['cpu_seconds'] + time.process_time() - c0)
         history.append(rec)
         score = -val_loss if cfg.monitor == 'val_loss' else val_acc
         if best is None or score > best['score']:
@@ -228,7 +234,8 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
         if rank == 0:
             with atomic_path(state_path) as tmp:
                 torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                scaler=scaler.state_dict(), epoch=epoch, history=history, best=best), tmp)
+                                scaler=scaler.state_dict(), epoch=epoch, history=history, best=best,
+                                train_config=dataclasses.asdict(cfg), iem_config=dataclasses.asdict(c)), tmp)
             write_json(folder/'history.json', history)
         if world > 1: dist.barrier()
         bar.set_postfix(epoch=epoch + 1, loss=f"{rec['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
@@ -305,7 +312,7 @@ def evaluate_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, sp
     logits, labels = predict_logits(model, store, codebook, split, batch_size)
     return {**topk_accuracy(logits, labels, ks), 'n': len(labels)}
 
-# %% ../nbs/10_iem_training.ipynb #cb87ce4d
+# %% ../nbs/10_iem_training.ipynb #23af1981
 def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, preset, cache=None, progress: bool = True,
                        train_config: TrainConfig | None = None, **iem_changes) -> tuple[nn.Module, dict]:
     "Train (or load from `cache`) IEM `arch` on `store` with `codebook` → (model in eval mode, metadata)."
@@ -320,13 +327,12 @@ def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, pre
     def build(folder: Path):
         seed_everything(tcfg.seed)
         model = iem_from_config(icfg)
-        t0 = time.time()
         history = train_iem(model, store, codebook, tcfg, folder, progress=progress)
         best = load_iem(folder, codebook, info['grid_size'], info['n_classes'])
         metrics = evaluate_iem(best, store, codebook, 'test')
-        prev = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').exists() else {}
-        write_json(folder/'metrics.json', {**metrics, 'arch': arch, 'train_seconds': prev.get('train_seconds', 0) + time.time() - t0,
-                                           'epochs': len(history)})
+        write_json(folder/'metrics.json', {**metrics, 'arch': arch, 'train_seconds': history[-1]['seconds'],
+                                           'train_cpu_seconds': history[-1]['cpu_seconds'], 'epochs': len(history),
+                                           'torch_threads': torch.get_num_threads()})
 
     folder = cache.get_or_build('iem', key, build, verbose=progress)
     model = load_iem(folder, codebook, info['grid_size'], info['n_classes'])
@@ -341,7 +347,7 @@ def get_iem(arch: str, preset='tiny', cache=None, progress: bool = True) -> tupl
     vqgm, store = get_synthetic_store(preset, cache=cache)
     return get_iem_from_store(arch, store, vqgm.codebook, preset, cache=cache, progress=progress)
 
-# %% ../nbs/10_iem_training.ipynb #66fd2610
+# %% ../nbs/10_iem_training.ipynb #8612311b
 def init_distributed() -> tuple[int, int]:
     "Join the process group torchrun describes in the environment (NCCL on GPUs, gloo on CPU) → (rank, world)."
     if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
@@ -375,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     ap.add_argument('--iem', default='{}', help='JSON of architecture config changes, e.g. \'{"width": 64}\'')
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
+    owns_group = not (dist.is_available() and dist.is_initialized())
     rank, world = init_distributed()
     try:
         store, codebook = TokenStore(a.store), load_codebook(a.codebook)
@@ -392,8 +399,9 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
                        'arch': a.arch, 'world_size': world, 'history': history}
             write_json(Path(a.out)/'metrics.json', metrics)
             print(json.dumps({k: v for k, v in metrics.items() if k != 'history'}))
+        if world > 1: dist.barrier()   # every process returns once the metrics exist
         return metrics
     finally:
-        if dist.is_initialized(): dist.destroy_process_group()
+        if owns_group and dist.is_initialized(): dist.destroy_process_group()
 
 if __name__ == '__main__' and '__file__' in globals(): main()   # run as a module, not when the notebook executes

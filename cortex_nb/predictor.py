@@ -154,7 +154,7 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
     gpt.train(was_training)
     return out
 
-# %% ../nbs/05_predictor.ipynb #2fe33890
+# %% ../nbs/05_predictor.ipynb #c617b001
 @dataclass(frozen=True)
 class PredictorConfig:
     "Size, data and schedule of the conditional token predictor."
@@ -162,13 +162,11 @@ class PredictorConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    images_per_condition: int = 1500   # rendered + tokenized training images per condition
-    steps: int = 600
+    images_per_condition: int = 800    # rendered + tokenized training images per condition
+    steps: int = 800
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
-    temperature: float = 1.0           # default sampling settings of the WorldVQGM
-    top_k: int | None = None
     seed: int = 0
 
     @classmethod
@@ -187,7 +185,7 @@ class PredictorConfig:
                          n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
                          embd_pdrop=self.dropout, resid_pdrop=self.dropout, attn_pdrop=self.dropout)
 
-# %% ../nbs/05_predictor.ipynb #e1dabd9a
+# %% ../nbs/05_predictor.ipynb #6079a98c
 def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tensor, codebook_size: int,
                     n_conditions: int, progress: bool = True, device=None) -> tuple[GPT, dict]:
     "Train a GPT on token grids `tokens` (N,m,m) with condition ids `cond` (N,); return it (eval) and its history."
@@ -205,7 +203,7 @@ def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tens
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
     seqs = torch.cat([cond.long()[:, None], tokens.reshape(len(tokens), -1).long()], 1)
     hist = {'step': [], 'loss': []}
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='predictor')):
         batch = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(device)
         logits = gpt(batch[:, :-1])
@@ -215,7 +213,7 @@ def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tens
         opt.step(); sched.step()
         hist['step'].append(step); hist['loss'].append(loss.item())
         if progress and step % 10 == 0: pbar.set_postfix(loss=f"{loss.item():.3f}")
-    hist['train_seconds'] = time.time() - t0
+    hist['train_seconds'], hist['train_cpu_seconds'] = time.time() - t0, time.process_time() - c0
     return gpt.eval(), hist
 
 # %% ../nbs/05_predictor.ipynb #d915fc5d
@@ -289,7 +287,7 @@ class WorldVQGM(nn.Module):
                for s in range(0, len(cond), batch_size)]
         return torch.cat(out).view(-1, m, m).cpu() if out else torch.empty(0, m, m, dtype=torch.long)
 
-# %% ../nbs/05_predictor.ipynb #29a839cb
+# %% ../nbs/05_predictor.ipynb #9d27b4f3
 _PRED_SEED_BASE = 7_000_001
 
 def _predictor_key(pcfg, tcfg, world) -> dict: return {'predictor': pcfg, 'tokenizer': tcfg, 'world': world.config}
@@ -320,11 +318,11 @@ def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
         write_json(folder/'conditions.json', {'conditions': list(world.conditions), 'concepts': list(world.concepts)})
     folder = cache.get_or_build('predictor', _predictor_key(pcfg, tcfg, world), build, verbose=progress)
     conds = json.loads((folder/'conditions.json').read_text())
-    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'], pcfg.temperature, pcfg.top_k, conds['concepts'])
+    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'], concepts=conds['concepts'])
 
 def predictor_history(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                       pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None) -> dict:
-    "Training history of the cached predictor of `preset` (KeyError-free: builds it if missing)."
+    "Training history of the cached predictor of `preset` (built first if missing)."
     preset = get_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     tcfg = tcfg or TokenizerConfig.for_preset(preset); pcfg = pcfg or PredictorConfig.for_preset(preset)

@@ -18,7 +18,7 @@ from .codebook import VQGM, condition_ids, codebook_fingerprint, check_codebook
 from .store import TokenStoreWriter, TokenStore
 
 # %% auto #0
-__all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'build_synthetic_store', 'store_images',
+__all__ = ['SPLITS', 'SAMPLING', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'build_synthetic_store', 'store_images',
            'SyntheticConfig', 'get_synthetic_store']
 
 # %% ../nbs/06_synthetic_data.ipynb #d535206e
@@ -90,7 +90,10 @@ def store_images(vqgm: VQGM, store: TokenStore, split: str, idx) -> torch.Tensor
     ids = torch.from_numpy(np.atleast_3d(store.ids(split, np.atleast_1d(idx))))
     return vqgm.decode(ids)
 
-# %% ../nbs/06_synthetic_data.ipynb #75ac9fbf
+# %% ../nbs/06_synthetic_data.ipynb #53816074
+# sampling settings per preset: tiny's were chosen by evaluator accuracy of decoded samples (paper_figures/01_vqgm)
+SAMPLING = {'tiny': dict(temperature=1.0, top_k=None), 'paper': dict(temperature=1.0, top_k=None)}
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     "How many grids per concept and split, and how they are sampled."
@@ -106,10 +109,9 @@ class SyntheticConfig:
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "SyntheticConfig":
-        "Counts and seed from the preset, sampling settings from its predictor config, with optional `changes`."
-        from cortex_nb.predictor import PredictorConfig
-        p, pc = get_preset(preset), PredictorConfig.for_preset(preset)
-        base = dict(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test, seed=p.seed, temperature=pc.temperature, top_k=pc.top_k,
+        "Counts and seed from the preset, the preset's sampling settings, with optional `changes`."
+        p = get_preset(preset)
+        base = dict(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test, seed=p.seed, **SAMPLING.get(p.name, {}),
                     batch_size=max(p.batch_size, 256), shard_size=16_384 if p.name == 'paper' else 4096)
         base.update(changes)
         return cls(**base)

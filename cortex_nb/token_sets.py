@@ -19,7 +19,7 @@ from .tis import TokenImportance
 # %% auto #0
 __all__ = ['check_top_n', 'top_positions', 'image_token_sets', 'positions_mask', 'check_top_k', 'token_frequencies',
            'top_k_table', 'concept_token_sets', 'frequency_baseline', 'token_set_lists', 'token_set_mask',
-           'explain_split', 'plot_top_tokens', 'plot_recurring_token']
+           'explain_split', 'explainer_config', 'cached_explain_split', 'plot_top_tokens', 'plot_recurring_token']
 
 # %% ../nbs/12_token_sets.ipynb #4bfd7de9
 def check_top_n(n: int, n_positions: int) -> int:
@@ -125,6 +125,27 @@ def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, spl
         out.append(explainer.attribute(E, labels[s:s + batch_size].to(dev), index_offset=int(s)).cpu())
     tis = torch.cat(out) if out else torch.zeros(0, store.grid_size, store.grid_size)
     return {'tis': tis, 'ids': all_ids, 'labels': labels, 'index': torch.from_numpy(idx)}
+
+# %% ../nbs/12_token_sets.ipynb #47aa20e4
+def explainer_config(explainer: TokenImportance) -> dict:
+    "The settings that determine an explainer's TIS maps."
+    return dict(n_samples=explainer.n_samples, alpha=explainer.alpha, target=explainer.target, reduce=explainer.reduce,
+                seed=explainer.seed, autocast=str(explainer.autocast_dtype))
+
+def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str, index=None,
+                         cache: ArtifactCache | str | None = None, model_key=None, batch_size: int = 64,
+                         progress: bool = True) -> dict:
+    "`explain_split`, cached in `cache` under (model_key, store provenance, explainer settings, split, images)."
+    from safetensors.torch import save_file, load_file
+    cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
+    idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
+    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.provenance,
+           'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
+    def build(folder):
+        res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)
+        save_file({k: v.contiguous() for k, v in res.items()}, str(folder/'tis.safetensors'))
+    folder = cache.get_or_build('tis', key, build, verbose=progress)
+    return load_file(str(folder/'tis.safetensors'))
 
 # %% ../nbs/12_token_sets.ipynb #cc276ff1
 def _box(ax, pos: int, grid_size: int, image_size: int, color='red', lw=2.0):

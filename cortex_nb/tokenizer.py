@@ -27,7 +27,7 @@ __all__ = ['TokenizerConfig', 'VQTokenizer', 'code_usage_stats', 'restart_dead_c
            'train_tokenizer', 'evaluate_tokenizer', 'save_tokenizer', 'load_tokenizer', 'world_for_preset',
            'get_tokenizer', 'tokenizer_artifacts']
 
-# %% ../nbs/04_tokenizer.ipynb #d8604c93
+# %% ../nbs/04_tokenizer.ipynb #205fcbd5
 @dataclass(frozen=True)
 class TokenizerConfig:
     "Architecture and training schedule of the VQ tokenizer."
@@ -41,8 +41,8 @@ class TokenizerConfig:
     attn_resolutions: tuple = ()
     z_channels: int = 32
     beta: float = 0.25            # commitment weight
-    steps: int = 400
-    batch_size: int = 64
+    steps: int = 800
+    batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 0.0
     restart_every: int = 25       # dead-code restart period (steps)
@@ -154,7 +154,7 @@ def restart_dead_codes(quantizer: VectorQuantizer2, usage: torch.Tensor, z: torc
     w[dead.to(w.device)] = flat[pick] + noise * flat.std() * torch.randn(len(dead), flat.shape[1], generator=generator).to(flat.device)
     return len(dead)
 
-# %% ../nbs/04_tokenizer.ipynb #f477afe6
+# %% ../nbs/04_tokenizer.ipynb #89e2d560
 _TRAIN_SEED_BASE, _EVAL_SEED = 1_000_003, 2**31 - 7
 
 def render_images(world, n: int, seed: int) -> torch.Tensor:
@@ -176,7 +176,7 @@ def train_tokenizer(cfg: TokenizerConfig, world, progress: bool = True, device=N
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
     usage = torch.zeros(cfg.codebook_size, dtype=torch.long)
     hist = {'step': [], 'loss': [], 'recon': [], 'vq': [], 'restarts': [], 'restart_steps': []}
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='tokenizer')):
         x = render_images(world, cfg.batch_size, (cfg.seed + 1) * _TRAIN_SEED_BASE + step).to(device)
         recon, vq_loss, ids, z = model(x)
@@ -190,7 +190,7 @@ def train_tokenizer(cfg: TokenizerConfig, world, progress: bool = True, device=N
             hist['restarts'].append(n); hist['restart_steps'].append(step); usage.zero_()
         hist['step'].append(step); hist['loss'].append(loss.item()); hist['recon'].append(rec.item()); hist['vq'].append(vq_loss.item())
         if progress and step % 10 == 0: pbar.set_postfix(loss=f"{loss.item():.4f}")
-    hist['train_seconds'] = time.time() - t0
+    hist['train_seconds'], hist['train_cpu_seconds'] = time.time() - t0, time.process_time() - c0
     return model.eval(), hist
 
 # %% ../nbs/04_tokenizer.ipynb #bf7ee908

@@ -37,7 +37,9 @@ def _worker(rank: int, world: int, port: int, root: str):
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     root = Path(root)
+    torch.distributed.init_process_group('gloo')   # one group for the three runs (main() joins it, leaves it open)
     for arch in ARCHS: main(_args(root, arch, root/f'ddp-{arch}', '--epochs', '1', '--freeze-batchnorm'))
+    torch.distributed.destroy_process_group()
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +64,14 @@ def test_ddp_step_equals_single_process(data):
         assert a['optimizer']['state'][0]['step'] == STEPS == b['optimizer']['state'][0]['step']
         assert a['optimizer']['state'][0]['exp_avg'].abs().sum() > 0          # gradients did flow
         for k, v in a['model'].items():
-            torch.testing.assert_close(b['model'][k], v, rtol=1e-4, atol=1e-6, msg=lambda m: f"{arch} {k}: {m}")
+            w, v = b['model'][k], v
+            if k.endswith('attn.in_proj_bias'):
+                # the key bias adds q·b_k to every logit of a softmax row, so its gradient is analytically zero:
+                # what Adam sees there is float noise, normalized to steps of size ≈ lr. Bound it, then compare the rest.
+                d = v.numel() // 3
+                assert (w[d:2 * d] - v[d:2 * d]).abs().max() <= 2 * STEPS * 1e-3
+                w, v = torch.cat([w[:d], w[2 * d:]]), torch.cat([v[:d], v[2 * d:]])
+            torch.testing.assert_close(w, v, rtol=1e-4, atol=1e-6, msg=lambda m: f"{arch} {k}: {m}")
         assert abs(a['history'][0]['train_loss'] - b['history'][0]['train_loss']) < 1e-5
 
 
