@@ -125,7 +125,7 @@ def vqgm_fingerprint(vqgm, length: int = 16) -> str:
     else: h.update(codebook_fingerprint(vqgm.codebook).encode())
     return h.hexdigest()[:length]
 
-# %% ../nbs/18_bias_audit.ipynb #a8ea4c0b
+# %% ../nbs/18_bias_audit.ipynb #be9128a4
 def _cache(cache) -> ArtifactCache: return cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
 
 def attribute_store(vqgm: VQGM, pair: tuple[str, str], cfg: BiasAuditConfig, cache=None, vqgm_key: str | None = None,
@@ -135,7 +135,7 @@ def attribute_store(vqgm: VQGM, pair: tuple[str, str], cfg: BiasAuditConfig, cac
     key = {'vqgm': vqgm_key, 'pair': list(pair), 'n': [cfg.n_train, cfg.n_val, cfg.n_test], 'seed': cfg.seed, 'batch_size': cfg.batch_size}
     def build(folder):
         build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=list(pair), seed=cfg.seed,
-                              batch_size=cfg.batch_size, provenance={'vqgm': vqgm_key, 'purpose': 'bias_audit'}, progress=progress)
+                              batch_size=cfg.batch_size, provenance={'vqgm': vqgm_key, 'purpose': 'bias_audit', 'pair': list(pair)}, progress=progress)
     return TokenStore(_cache(cache).get_or_build('bias_store', key, build, verbose=progress)/'store')
 
 def binary_iem(vqgm: VQGM, store: TokenStore, preset='tiny', cache=None, cfg: BiasAuditConfig | None = None,

@@ -85,7 +85,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     if failed.exists(): failed.unlink()
     return target
 
-# %% ../nbs/90_cli.ipynb #ccd01ec0
+# %% ../nbs/90_cli.ipynb #7be1ade0
 def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
               cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
               extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True) -> list[NotebookRun]:
@@ -110,7 +110,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
         write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': parameters})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
-    if not only: write_report(out, preset)
+    write_report(out, preset)
     return runs
 
 # %% ../nbs/90_cli.ipynb #444280f2

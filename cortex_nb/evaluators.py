@@ -29,7 +29,7 @@ __all__ = ['WORLD_ARCHS', 'TORCHVISION_ARCHS', 'PAPER_EVALUATORS', 'RANGE_TOL', 
            'score_images', 'evaluator_report', 'torchvision_checkpoint_path', 'load_torchvision_evaluator',
            'get_evaluators']
 
-# %% ../nbs/07_evaluators.ipynb #26a24c59
+# %% ../nbs/07_evaluators.ipynb #19f3d293
 WORLD_ARCHS = ('cnn', 'vit')
 TORCHVISION_ARCHS = {'resnet18': 'ResNet18_Weights', 'resnet50': 'ResNet50_Weights',
                      'vit_b_16': 'ViT_B_16_Weights', 'vit_b_32': 'ViT_B_32_Weights'}
@@ -41,7 +41,7 @@ class EvaluatorConfig:
     arch: str = 'cnn'                  # 'cnn' | 'vit' (trained on the world) or a key of TORCHVISION_ARCHS
     image_size: int = 32               # input side in pixels (torchvision models: their crop size)
     n_classes: int = 10
-    steps: int = 400                   # optimizer steps (0 for pretrained torchvision models)
+    steps: int = 1000                  # optimizer steps (0 for pretrained torchvision models)
     batch_size: int = 64
     lr: float = 3e-3                   # peak learning rate of the one-cycle schedule
     weight_decay: float = 0.05
@@ -98,7 +98,7 @@ class EvaluatorConfig:
             raise ValueError(f"Preset {p.name!r} trains evaluators on the concept world: arch must be one of {list(WORLD_ARCHS)}, got {arch!r}")
         wcfg = WorldConfig.for_preset(p)
         base = dict(arch=arch, image_size=p.image_size, n_classes=len(wcfg.bodies) * len(wcfg.parts), erase_grid=p.grid_size)
-        if arch == 'vit': base.update(lr=2e-3)
+        if arch == 'vit': base.update(lr=1e-3, batch_size=128, steps=750, label_smoothing=0.0)
         return cls(**{**base, **changes})
 
     def replace(self, **changes) -> "EvaluatorConfig":
@@ -284,7 +284,7 @@ def augment(images: torch.Tensor, config: EvaluatorConfig, generator: torch.Gene
         x = x * torch.where(keep, torch.ones_like(m), m)
     return x
 
-# %% ../nbs/07_evaluators.ipynb #a24892cd
+# %% ../nbs/07_evaluators.ipynb #2b4acc73
 TRAIN_SEED_BASE = 1_000_000_000
 
 def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0, device=None,
@@ -305,7 +305,7 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
     opt = torch.optim.AdamW(groups, lr=config.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(config.steps, 1),
                                                 pct_start=config.warmup_frac, anneal_strategy='cos')
-    losses, accs, t0 = [], [], time.time()
+    losses, accs, t0, c0 = [], [], time.time(), time.process_time()
     model.train()
     for step in tqdm(range(config.steps), desc=f'evaluator {config.arch}', disable=not progress):
         ids = (torch.randperm(config.batch_size, generator=g) % config.n_classes).numpy()
@@ -319,7 +319,8 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
         opt.step(); sched.step()
         losses.append(loss.item()); accs.append((logits.argmax(-1) == y).float().mean().item())
     model.eval()
-    ev.history = {'loss': losses, 'train_acc': accs, 'seconds': time.time() - t0, 'seed': seed}
+    ev.history = {'loss': losses, 'train_acc': accs, 'seconds': time.time() - t0,
+                  'cpu_seconds': time.process_time() - c0, 'threads': torch.get_num_threads(), 'seed': seed}
     return ev
 
 # %% ../nbs/07_evaluators.ipynb #05187ed9

@@ -85,7 +85,7 @@ def claims_table1(out) -> list[Claim]:
         claims.append(Claim('table1', f'{arch.upper()} top-5 ≥ 95 %', _fmt(paper.top5), _fmt(row.top5), bool(row.top5 >= .95)))
     return claims
 
-# %% ../nbs/80_report.ipynb #e77c2cc3
+# %% ../nbs/80_report.ipynb #563d7666
 def claims_fig4(out) -> list[Claim]:
     "Masking the top-TIS tokens lowers the concept's probability more than masking random ones, at every n (Fig. 4)."
     f = _read(out, 'fig4_image_level_masking.csv')
@@ -122,14 +122,16 @@ def claims_ground_truth(out) -> list[Claim]:
     g = _read(out, 'gt_localization.csv')
     if g is None: return [Claim('ground_truth', 'localization written', '', 'missing', False)]
     claims = []
-    for _, row in g[g.method == 'smoothgrad'].iterrows():
+    rows = g[(g.method == 'smoothgrad') & (g.iem.isin(['ce', 're']) if 'iem' in g else True)]
+    for _, row in rows.iterrows():
         need = 2.5 if row['mask'] == 'object' else None
-        claims.append(Claim('ground_truth', f'SmoothGrad top-1 inside the {row["mask"]} mask' + (' ≥ 2.5× random' if need else ' (reported)'),
+        who = f"{row['iem'].upper()} " if 'iem' in row else ''
+        claims.append(Claim('ground_truth', f'{who}SmoothGrad top-1 inside the {row["mask"]} mask' + (' ≥ 2.5× random' if need else ' (reported)'),
                             '— (not measurable on ImageNet)', f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f})',
                             bool(row.ratio >= need) if need else True))
     return claims or [Claim('ground_truth', 'smoothgrad row present', '', 'missing', False)]
 
-# %% ../nbs/80_report.ipynb #6bf9046a
+# %% ../nbs/80_report.ipynb #97eb6b7f
 def claims_table5(out) -> list[Claim]:
     "Token selection raises the target's probability ≥ 5× and beats the embedding baseline (Table 5)."
     t = _read(out, 'table5_codebook_editing.csv')
@@ -156,13 +158,16 @@ def claims_bias(out) -> list[Claim]:
             claims.append(Claim('table3', f'{row.attribute_pair}: binary IEM accuracy ≥ 95 %', '99.7 % / 99.95 %', _fmt(row.accuracy), bool(row.accuracy >= .95)))
     if t4 is None: claims.append(Claim('table4', 'bias frequencies written', '', 'missing', False))
     else:
+        if 'measure' in t4: t4 = t4[t4.measure == 'count']   # the paper's measure: raw counts per image
         for (pair, n), g in t4.groupby(['attribute_pair', 'top_n']):
+            if 'favoured' in g: g = g.sort_values('favoured', ascending=False)
             fav, other = g.iloc[0], g.iloc[1]   # favoured attribute first
             claims.append(Claim('table4', f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33, CI excludes 0',
                                 'δ 0.26–0.46', f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f}, δ {fav.cliffs_delta:+.3f} [{fav.ci_low:+.3f}, {fav.ci_high:+.3f}]',
                                 bool(fav.mean_frequency > other.mean_frequency and fav.cliffs_delta >= .33 and fav.ci_low > 0)))
     if cal is None: claims.append(Claim('calibration', 'calibration written', '', 'missing', False))
     else:
+        if 'measure' in cal: cal = cal[cal.measure == 'count']
         bal = cal[np.isclose(cal.planted_share, .5)]
         for _, row in bal.iterrows():
             claims.append(Claim('calibration', f'balanced mix (50/50), top-{row.top_n}: |δ| < 0.147', '— (beyond the paper)',
