@@ -114,11 +114,12 @@ def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     if ids.ndim != 3: raise ValueError(f"ids must be (N, m, m), got shape {tuple(ids.shape)}")
     return torch.isin(ids.flatten(1), torch.as_tensor(token_set, dtype=ids.dtype)).sum(1).cpu().numpy()
 
-# %% ../nbs/18_bias_audit.ipynb #32db4777
+# %% ../nbs/18_bias_audit.ipynb #60e280cf
 def vqgm_fingerprint(vqgm, length: int = 16) -> str:
-    "A hash of the VQGM: all tensors of its state_dict if it is an nn.Module, else its codebook and conditions."
+    "A hash of the VQGM: all tensors of its state_dict if it is an nn.Module, else its codebook; its conditions and sampling settings."
     h = hashlib.sha256()
     h.update(repr(list(vqgm.conditions)).encode())
+    h.update(repr((getattr(vqgm, 'sampling', None), getattr(vqgm, 'vocab', None))).encode())
     if isinstance(vqgm, nn.Module):
         for name, t in sorted(vqgm.state_dict().items()):
             h.update(name.encode()); h.update(np.ascontiguousarray(t.detach().cpu().float().numpy()).tobytes())
@@ -332,7 +333,7 @@ class PlantedMixVQGM(RandomVQGM):
             out.append(torch.where(coin[:, None, None], a, b))
         return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
 
-# %% ../nbs/18_bias_audit.ipynb #f78f2420
+# %% ../nbs/18_bias_audit.ipynb #d67d3c1e
 @dataclass(frozen=True)
 class CalibrationConfig:
     "How to fine-tune the predictor on a planted neutral mix, and which shares to sweep."
@@ -366,21 +367,20 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         g = seed_everything(cfg.seed)
         imgs = w.sample(cfg.n_images, seed=cfg.seed + 99, conditions=[neutral_prompt]).torch().float()
         dev = next(vqgm.gpt.parameters()).device
-        with torch.no_grad(): toks = vqgm.encode(imgs.to(dev)).reshape(len(imgs), -1).cpu()
-        seqs = torch.cat([torch.full((len(toks), 1), cid), toks], 1)
+        with torch.no_grad(): toks = vqgm.encode(imgs.to(dev)).cpu()
+        seqs = vqgm.sequences([cid] * len(toks), toks)
         gpt = copy.deepcopy(vqgm.gpt).train()
         opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
         hist = []
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
             b = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(dev)
-            logits = gpt(b[:, :-1])
+            logits = gpt(b[:, :-1])[..., :vqgm.codebook_size]
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0); opt.step()
             hist.append(loss.item())
         save_gpt(gpt.eval(), folder); write_json(folder/'history.json', {'loss': hist})
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)
-    return WorldVQGM(vqgm.tokenizer, load_gpt(folder, device=next(vqgm.gpt.parameters()).device), vqgm.conditions,
-                     vqgm.temperature, vqgm.top_k, vqgm.concepts)
+    return vqgm.with_gpt(load_gpt(folder, device=next(vqgm.gpt.parameters()).device))
 
 @torch.no_grad()
 def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:

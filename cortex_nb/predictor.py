@@ -21,8 +21,9 @@ from .codebook import VQGM, condition_ids, check_token_ids
 from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, world_for_preset, render_images)
 
 # %% auto #0
-__all__ = ['GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'sample_tokens', 'PredictorConfig', 'train_predictor', 'save_gpt',
-           'load_gpt', 'WorldVQGM', 'build_world_vqgm', 'predictor_history']
+__all__ = ['EMBED_INITS', 'GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'ConditionVocab', 'check_sampling', 'sample_tokens',
+           'PredictorConfig', 'init_code_embeddings', 'train_predictor', 'save_gpt', 'load_gpt', 'SamplingConfig',
+           'WorldVQGM', 'build_world_vqgm', 'predictor_history']
 
 # %% ../nbs/05_predictor.ipynb #4b3e8d9f
 @dataclass(frozen=True)
@@ -122,7 +123,27 @@ class GPT(nn.Module):
         "Logits (B,T,vocab) for token indices `idx` (B,T); position t predicts token t+1."
         return self.forward_cached(idx)[0]
 
-# %% ../nbs/05_predictor.ipynb #8ff0790f
+# %% ../nbs/05_predictor.ipynb #588bdce7
+@dataclass(frozen=True)
+class ConditionVocab:
+    "Condition c is GPT token `offset + c`; `null` is the unconditional token ∅ (None: no guidance possible)."
+    offset: int
+    n_conditions: int
+    null: int | None = None
+
+    def tokens(self, condition_ids) -> torch.Tensor:
+        "GPT tokens (long) of condition ids (ints or a tensor), checked against `n_conditions`."
+        ids = torch.as_tensor(condition_ids, dtype=torch.long)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_conditions):
+            raise ValueError(f"condition id out of range [0, {self.n_conditions}): min {int(ids.min())}, max {int(ids.max())}")
+        return ids + self.offset
+
+    @property
+    def size(self) -> int:
+        "The smallest vocabulary that holds these condition tokens."
+        return max(self.offset + self.n_conditions, -1 if self.null is None else self.null + 1)
+
+# %% ../nbs/05_predictor.ipynb #2310f0cf
 def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, n_codes: int | None) -> torch.Tensor:
     if n_codes is not None: logits = logits[..., :n_codes]
     logits = logits / temperature
@@ -131,30 +152,45 @@ def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, 
         logits = logits.masked_fill(logits < kth, float('-inf'))
     return logits
 
+def check_sampling(temperature: float, top_k: int | None, guidance_scale: float = 1.0):
+    "Refuse a non-positive temperature, a top_k below 1 or a negative / non-finite guidance scale."
+    if not (temperature > 0 and math.isfinite(temperature)): raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be ≥ 1 or None, got {top_k}")
+    if not (guidance_scale >= 0 and math.isfinite(guidance_scale)): raise ValueError(f"guidance_scale must be a number ≥ 0, got {guidance_scale}")
+
 @torch.no_grad()
 def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature: float = 1.0,
                   top_k: int | None = None, generator: torch.Generator | None = None,
-                  n_codes: int | None = None) -> torch.Tensor:
-    "Draw `n_steps` tokens after each condition token in `cond_tokens` (B,) → (B, n_steps), KV-cached."
-    if temperature <= 0 or not math.isfinite(temperature): raise ValueError(f"temperature must be a positive number, got {temperature}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be ≥ 1 or None, got {top_k}")
+                  n_codes: int | None = None, guidance_scale: float = 1.0, null_token: int | None = None) -> torch.Tensor:
+    "Draw `n_steps` tokens after each condition token in `cond_tokens` (B,) → (B, n_steps), KV-cached, optionally guided."
+    check_sampling(temperature, top_k, guidance_scale)
     if cond_tokens.ndim != 1: raise ValueError(f"cond_tokens must be 1-D (B,), got shape {tuple(cond_tokens.shape)}")
     if n_steps + 1 > gpt.config.block_size + 1:
         raise ValueError(f"n_steps={n_steps} needs a block_size ≥ {n_steps}, the GPT has {gpt.config.block_size}")
+    guided = guidance_scale != 1.0
+    if guided and null_token is None:
+        raise ValueError(f"guidance_scale={guidance_scale} needs an unconditional token: this predictor was trained without one")
     was_training = gpt.training; gpt.eval()
     dev = next(gpt.parameters()).device
+    B = len(cond_tokens)
     x = cond_tokens.to(dev, torch.long)[:, None]
-    out = torch.empty(len(x), n_steps, dtype=torch.long, device=dev)
+    if guided: x = torch.cat([x, torch.full_like(x, null_token)])
+    out = torch.empty(B, n_steps, dtype=torch.long, device=dev)
     past = None
     for t in range(n_steps):
         logits, past = gpt.forward_cached(x, past)
-        probs = F.softmax(_filter_logits(logits[:, -1].float(), temperature, top_k, n_codes), dim=-1)
-        x = torch.multinomial(probs, 1, generator=generator)
-        out[:, t] = x[:, 0]
+        last = logits[:, -1].float()
+        if guided: last = last[B:] + guidance_scale * (last[:B] - last[B:])
+        probs = F.softmax(_filter_logits(last, temperature, top_k, n_codes), dim=-1)
+        nxt = torch.multinomial(probs, 1, generator=generator)
+        out[:, t] = nxt[:, 0]
+        x = torch.cat([nxt, nxt]) if guided else nxt
     gpt.train(was_training)
     return out
 
-# %% ../nbs/05_predictor.ipynb #c617b001
+# %% ../nbs/05_predictor.ipynb #d7e4d25b
+EMBED_INITS = ('codebook', 'random')
+
 @dataclass(frozen=True)
 class PredictorConfig:
     "Size, data and schedule of the conditional token predictor."
@@ -162,12 +198,18 @@ class PredictorConfig:
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    images_per_condition: int = 800    # rendered + tokenized training images per condition
-    steps: int = 800
+    images_per_condition: int = 4000   # rendered + tokenized training images per condition
+    steps: int = 3200
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
+    guidance_dropout: float = 0.1      # P(condition → ∅) per training sequence; 0: no ∅ token, no guidance
+    embed_init: str = 'codebook'       # 'codebook': code embeddings start as a projection of the codebook; 'random'
     seed: int = 0
+
+    def __post_init__(self):
+        if self.embed_init not in EMBED_INITS: raise ValueError(f"embed_init must be one of {EMBED_INITS}, got {self.embed_init!r}")
+        if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "PredictorConfig":
@@ -179,35 +221,64 @@ class PredictorConfig:
         base.update(changes)
         return cls(**base)
 
+    def condition_vocab(self, codebook_size: int, n_conditions: int) -> ConditionVocab:
+        "Conditions after the K codes, then ∅ (if trained with guidance dropout)."
+        return ConditionVocab(codebook_size, n_conditions, codebook_size + n_conditions if self.guidance_dropout > 0 else None)
+
     def gpt_config(self, codebook_size: int, n_conditions: int, grid_size: int) -> GPTConfig:
-        "The GPTConfig: vocabulary max(K, #conditions), block of m² + 1 (condition + grid)."
-        return GPTConfig(vocab_size=max(codebook_size, n_conditions), block_size=grid_size ** 2 + 1,
+        "The GPTConfig: vocabulary K + #conditions (+ ∅), block of m² + 1 (condition + grid)."
+        return GPTConfig(vocab_size=self.condition_vocab(codebook_size, n_conditions).size, block_size=grid_size ** 2 + 1,
                          n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
                          embd_pdrop=self.dropout, resid_pdrop=self.dropout, attn_pdrop=self.dropout)
 
-# %% ../nbs/05_predictor.ipynb #6079a98c
+# %% ../nbs/05_predictor.ipynb #c6d5f285
+@torch.no_grad()
+def init_code_embeddings(gpt: GPT, codebook: torch.Tensor, generator: torch.Generator | None = None) -> GPT:
+    "Set the embeddings and head rows of the K codes to a random projection of the standardised `codebook` (K,d)."
+    K, d = codebook.shape
+    if K > gpt.config.vocab_size: raise ValueError(f"codebook has K={K} entries but the GPT vocabulary only {gpt.config.vocab_size}")
+    cb = codebook.detach().float().cpu()
+    cb = (cb - cb.mean(0)) / cb.std(0).clamp_min(1e-8)
+    proj = torch.randn(d, gpt.config.n_embd, generator=generator) / math.sqrt(d)
+    emb = (0.02 * cb @ proj).to(gpt.tok_emb.weight)
+    gpt.tok_emb.weight[:K] = emb
+    gpt.head.weight[:K] = emb
+    return gpt
+
+# %% ../nbs/05_predictor.ipynb #af640971
 def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tensor, codebook_size: int,
-                    n_conditions: int, progress: bool = True, device=None) -> tuple[GPT, dict]:
+                    n_conditions: int, codebook: torch.Tensor | None = None, progress: bool = True,
+                    device=None) -> tuple[GPT, dict]:
     "Train a GPT on token grids `tokens` (N,m,m) with condition ids `cond` (N,); return it (eval) and its history."
     if tokens.ndim != 3 or tokens.shape[1] != tokens.shape[2]: raise ValueError(f"tokens must be (N, m, m), got {tuple(tokens.shape)}")
     if len(cond) != len(tokens): raise ValueError(f"{len(tokens)} token grids but {len(cond)} condition ids")
     check_token_ids(tokens, codebook_size)
     if cond.min() < 0 or cond.max() >= n_conditions: raise ValueError(f"condition ids must be in [0, {n_conditions}), got [{int(cond.min())}, {int(cond.max())}]")
+    if cfg.embed_init == 'codebook':
+        if codebook is None: raise ValueError("embed_init='codebook' needs the tokenizer's codebook (K, d); pass codebook= or use embed_init='random'")
+        if codebook.ndim != 2 or len(codebook) != codebook_size:
+            raise ValueError(f"codebook must be (K={codebook_size}, d), got {tuple(codebook.shape)}")
     device = get_device(device)
     g = seed_everything(cfg.seed)
-    gpt = GPT(cfg.gpt_config(codebook_size, n_conditions, tokens.shape[1])).to(device).train()
+    vocab = cfg.condition_vocab(codebook_size, n_conditions)
+    gpt = GPT(cfg.gpt_config(codebook_size, n_conditions, tokens.shape[1]))
+    if cfg.embed_init == 'codebook': init_code_embeddings(gpt, codebook, g)
+    gpt = gpt.to(device).train()
     decay = [p for n, p in gpt.named_parameters() if p.ndim >= 2 and n != 'pos_emb']
     no_decay = [p for n, p in gpt.named_parameters() if p.ndim < 2 or n == 'pos_emb']
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
-    seqs = torch.cat([cond.long()[:, None], tokens.reshape(len(tokens), -1).long()], 1)
+    seqs = torch.cat([vocab.tokens(cond)[:, None], tokens.reshape(len(tokens), -1).long()], 1)
     hist = {'step': [], 'loss': []}
     t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='predictor')):
-        batch = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(device)
-        logits = gpt(batch[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+        batch = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)]
+        if vocab.null is not None:
+            batch[torch.rand(len(batch), generator=g) < cfg.guidance_dropout, 0] = vocab.null
+        batch = batch.to(device)
+        logits = gpt(batch[:, :-1])[..., :codebook_size]       # targets are codes only
+        loss = F.cross_entropy(logits.reshape(-1, codebook_size), batch[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step(); sched.step()
@@ -234,19 +305,45 @@ def load_gpt(folder, name: str = 'predictor', device=None) -> GPT:
     gpt.load_state_dict(load_file(str(folder/f'{name}.safetensors')))
     return gpt.to(get_device(device)).eval()
 
-# %% ../nbs/05_predictor.ipynb #324ef6d0
+# %% ../nbs/05_predictor.ipynb #43fc6665
+@dataclass(frozen=True)
+class SamplingConfig:
+    "Temperature, top-k and classifier-free guidance scale for sampling token grids."
+    temperature: float = 1.0
+    top_k: int | None = None
+    guidance_scale: float = 1.0
+
+    def __post_init__(self): check_sampling(self.temperature, self.top_k, self.guidance_scale)
+
+    @classmethod
+    def for_preset(cls, preset: str | Preset, **changes) -> "SamplingConfig":
+        "The sampling settings of `preset`, with optional `changes`."
+        p = get_preset(preset)
+        base = dict(temperature=0.8, top_k=16, guidance_scale=5.0) if p.name == 'tiny' else {}
+        return cls(**{**base, **changes})
+
+    def replace(self, **changes) -> "SamplingConfig":
+        "A copy with some settings changed (None keeps the current value)."
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+# %% ../nbs/05_predictor.ipynb #26f99272
 class WorldVQGM(nn.Module):
     "A VQGM made of a `VQTokenizer` and a condition-first `GPT` over its token grids."
-    def __init__(self, tokenizer: VQTokenizer, gpt: GPT, conditions: Sequence[str],
-                 temperature: float = 1.0, top_k: int | None = None, concepts: Sequence[str] | None = None):
+    def __init__(self, tokenizer: VQTokenizer, gpt: GPT, conditions: Sequence[str], sampling: SamplingConfig | None = None,
+                 concepts: Sequence[str] | None = None, vocab: ConditionVocab | None = None):
         super().__init__()
         K = tokenizer.cfg.codebook_size
-        if gpt.config.vocab_size < max(K, len(conditions)):
-            raise ValueError(f"GPT vocabulary {gpt.config.vocab_size} < max(K={K}, {len(conditions)} conditions)")
+        self.vocab = vocab or ConditionVocab(0, len(conditions))     # default: taming's shared ids, no ∅
+        if self.vocab.n_conditions != len(conditions):
+            raise ValueError(f"condition vocabulary has {self.vocab.n_conditions} conditions, but {len(conditions)} are named")
+        if gpt.config.vocab_size < max(K, self.vocab.size):
+            raise ValueError(f"GPT vocabulary {gpt.config.vocab_size} < max(K={K}, {self.vocab.size} needed by the conditions)")
         if gpt.config.block_size < tokenizer.grid_size ** 2:
             raise ValueError(f"GPT block_size {gpt.config.block_size} < m² = {tokenizer.grid_size ** 2}")
         self.tokenizer, self.gpt, self.conditions = tokenizer, gpt, list(conditions)
-        self.temperature, self.top_k = temperature, top_k
+        self.sampling = sampling or SamplingConfig()
+        if self.sampling.guidance_scale != 1 and self.vocab.null is None:
+            raise ValueError(f"guidance_scale={self.sampling.guidance_scale} needs a predictor trained with an unconditional token")
         self.concepts = list(conditions if concepts is None else concepts)   # the class concepts (no prompts)
         unknown = [c for c in self.concepts if c not in self.conditions]
         if unknown: raise ValueError(f"concepts {unknown} are not among the conditions {self.conditions}")
@@ -260,6 +357,10 @@ class WorldVQGM(nn.Module):
     @property
     def codebook_size(self) -> int: return self.tokenizer.cfg.codebook_size
 
+    def with_gpt(self, gpt: GPT) -> "WorldVQGM":
+        "The same VQGM (tokenizer, conditions, sampling) with another predictor, e.g. a fine-tuned copy."
+        return WorldVQGM(self.tokenizer, gpt, self.conditions, self.sampling, self.concepts, self.vocab)
+
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         "Images (B,3,H,W) in [0,1] → ids (B,m,m)."
         return self.tokenizer.encode(images)
@@ -271,30 +372,35 @@ class WorldVQGM(nn.Module):
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
         return self.tokenizer.decode(x)
 
+    def sequences(self, condition_ids, grids: torch.Tensor) -> torch.Tensor:
+        "Training sequences [condition token, grid tokens in raster order] (B, 1 + m²) for the predictor."
+        grids = check_token_ids(grids, self.codebook_size)
+        return torch.cat([self.vocab.tokens(condition_ids).view(-1, 1), grids.reshape(len(grids), -1).long()], 1)
+
     @torch.no_grad()
     def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float | None = None,
-               top_k: int | None = None, batch_size: int = 1024) -> torch.Tensor:
+               top_k: int | None = None, guidance_scale: float | None = None, batch_size: int = 1024) -> torch.Tensor:
         "`n` token grids per condition (names or ids), grouped by condition → ids (len(conditions)*n, m, m)."
         ids = condition_ids(conditions, self.conditions)
         if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
-        temperature = self.temperature if temperature is None else temperature
-        top_k = self.top_k if top_k is None else top_k
+        sc = self.sampling.replace(temperature=temperature, top_k=top_k, guidance_scale=guidance_scale)
         dev = next(self.gpt.parameters()).device
         g = torch.Generator(device=dev).manual_seed(int(seed))
-        cond = torch.tensor(ids, dtype=torch.long).repeat_interleave(n)
+        cond = self.vocab.tokens(ids).repeat_interleave(n)
         m = self.grid_size
-        out = [sample_tokens(self.gpt, cond[s:s + batch_size], m * m, temperature, top_k, g, n_codes=self.codebook_size)
+        out = [sample_tokens(self.gpt, cond[s:s + batch_size], m * m, sc.temperature, sc.top_k, g, n_codes=self.codebook_size,
+                             guidance_scale=sc.guidance_scale, null_token=self.vocab.null)
                for s in range(0, len(cond), batch_size)]
         return torch.cat(out).view(-1, m, m).cpu() if out else torch.empty(0, m, m, dtype=torch.long)
 
-# %% ../nbs/05_predictor.ipynb #9d27b4f3
+# %% ../nbs/05_predictor.ipynb #acf19a4d
 _PRED_SEED_BASE = 7_000_001
 
 def _predictor_key(pcfg, tcfg, world) -> dict: return {'predictor': pcfg, 'tokenizer': tcfg, 'world': world.config}
 
 def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                      pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None,
-                     progress: bool = True, device=None) -> WorldVQGM:
+                     sampling: SamplingConfig | None = None, progress: bool = True, device=None) -> WorldVQGM:
     "The preset's world VQGM: tokenizer + conditional GPT, trained once and then loaded from the cache."
     preset = get_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
@@ -312,13 +418,16 @@ def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
             toks.append(tok.encode(torch.from_numpy(np.ascontiguousarray(b.images)).float()).cpu())
         tokens, cond_t = torch.cat(toks), torch.from_numpy(cond)
         t_tok = time.time() - t0
-        gpt, hist = train_predictor(pcfg, tokens, cond_t, tcfg.codebook_size, n_cond, progress=progress, device=device)
+        gpt, hist = train_predictor(pcfg, tokens, cond_t, tcfg.codebook_size, n_cond, codebook=tok.codebook,
+                                    progress=progress, device=device)
         hist['tokenize_seconds'] = t_tok
         save_gpt(gpt, folder); write_json(folder/'history.json', hist)
-        write_json(folder/'conditions.json', {'conditions': list(world.conditions), 'concepts': list(world.concepts)})
+        write_json(folder/'conditions.json', {'conditions': list(world.conditions), 'concepts': list(world.concepts),
+                                              'vocab': dataclasses.asdict(pcfg.condition_vocab(tcfg.codebook_size, n_cond))})
     folder = cache.get_or_build('predictor', _predictor_key(pcfg, tcfg, world), build, verbose=progress)
     conds = json.loads((folder/'conditions.json').read_text())
-    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'], concepts=conds['concepts'])
+    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'], sampling or SamplingConfig.for_preset(preset),
+                     concepts=conds['concepts'], vocab=ConditionVocab(**conds['vocab']))
 
 def predictor_history(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                       pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None) -> dict:

@@ -56,7 +56,7 @@ def _missing(table: str, what: str) -> Claim:
 
 def _fmt(x) -> str: return f"{x:.3f}" if isinstance(x, (float, np.floating)) else str(x)
 
-# %% ../nbs/80_report.ipynb #16cfe115
+# %% ../nbs/80_report.ipynb #1c92533e
 def claims_vqgm(out) -> list[Claim]:
     "The VQGM reconstructs and samples the world faithfully enough to study."
     t, s, r = _read(out, 'tokenizer_metrics.csv'), _read(out, 'vqgm_samples.csv'), _read(out, 'evaluator_accuracy.csv')
@@ -74,6 +74,12 @@ def claims_vqgm(out) -> list[Claim]:
         for _, row in s[s.concept == 'all'].iterrows():
             claims.append(Claim('vqgm_samples', f'{row.evaluator} top-1 ≥ 75 % on decoded samples', 'Acc 84.6–90.2 % (birds)',
                                 _fmt(row.accuracy), bool(row.accuracy >= .75)))
+    timing = _read(out, 'vqgm_timing.csv')
+    if timing is not None and 'tokenizer_train_seconds' in timing:
+        cols = [c for c in timing.columns if c.endswith('_train_seconds') or c == 'predictor_tokenize_seconds']
+        minutes = float(timing[cols].iloc[0].sum()) / 60
+        claims.append(Claim('vqgm_budget', 'tokenizer + predictor + evaluators train in ≤ 20 min (tiny, CPU)', '',
+                            f'{minutes:.1f} min', bool(minutes <= 20)))
     return claims
 
 def claims_table1(out) -> list[Claim]:
