@@ -425,14 +425,15 @@ def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None):
     np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)"); np.atleast_1d(axs)[0].legend(fontsize=8)
     return axs
 
-# %% ../nbs/18_bias_audit.ipynb #c32e05c8
+# %% ../nbs/18_bias_audit.ipynb #fbdc9985
 def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = None,
-                   calibration: CalibrationConfig | None = None, progress: bool = True):
-    "Audit the preset's world VQGM and calibrate on planted shares → (vqgm, BiasAuditResult, calibration DataFrame)."
+                   calibration: CalibrationConfig | None = None, progress: bool = True, sampling=None):
+    "Audit the preset's world VQGM (its own sampler unless `sampling`) and calibrate on planted shares → (vqgm, result, calibration)."
     from cortex_nb.predictor import build_world_vqgm
     from cortex_nb.tokenizer import world_for_preset
     cache = _cache(cache)
-    vqgm, world = build_world_vqgm(preset, cache, progress=progress), world_for_preset(preset)
+    vqgm = build_world_vqgm(preset, cache, sampling=sampling, progress=progress)
+    world = world_for_preset(preset)
     neutral = world.neutral_prompts[0]
     res = audit_bias(vqgm, world.attribute_pairs, neutral, preset, cache, config, progress=progress)
     ccfg = calibration or CalibrationConfig.for_preset(preset)

@@ -21,7 +21,7 @@ from .store import TokenStoreWriter, TokenStore
 __all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'sampling_kwargs', 'build_synthetic_store',
            'store_images', 'SyntheticConfig', 'get_synthetic_store']
 
-# %% ../nbs/06_synthetic_data.ipynb #5fa762d0
+# %% ../nbs/06_synthetic_data.ipynb #ceebbb97
 SPLITS = ('train', 'val', 'test')
 
 def default_concepts(vqgm) -> list[str]:
@@ -32,16 +32,18 @@ def chunk_seed(seed: int, split: str, condition: str, start: int) -> int:
     "The sampling seed of the chunk of `condition`'s `split` grids that starts at grid `start`."
     return int(np.random.SeedSequence([seed, int(config_hash(split, condition), 16), start]).generate_state(1)[0])
 
-def sampling_provenance(vqgm, seed: int, temperature: float, top_k: int | None, batch_size: int, extra: dict | None = None,
+def sampling_provenance(vqgm, seed: int, temperature: float | None, top_k: int | None, batch_size: int, extra: dict | None = None,
                         guidance_scale: float | None = None) -> dict:
-    "What determines the sampled grids: the codebook fingerprint, the sampler's settings and anything in `extra`."
+    "What determines the sampled grids: the codebook fingerprint, the sampler's settings (None: the VQGM's own) and `extra`."
+    own = getattr(vqgm, 'sampling', None)
     return {'codebook_fingerprint': codebook_fingerprint(vqgm.codebook), 'grid_size': int(vqgm.grid_size),
-            'seed': int(seed), 'temperature': float(temperature), 'top_k': top_k, 'guidance_scale': guidance_scale,
+            'seed': int(seed), 'temperature': None if temperature is None else float(temperature), 'top_k': top_k,
+            'guidance_scale': guidance_scale, 'vqgm_sampling': None if own is None else dataclasses.asdict(own),
             'batch_size': int(batch_size), **(extra or {})}
 
-def sampling_kwargs(vqgm, temperature: float, top_k: int | None, guidance_scale: float | None) -> dict:
-    "Keyword arguments for `vqgm.sample`; a guidance scale only for VQGMs that take one (refused otherwise)."
-    kw = dict(temperature=temperature, top_k=top_k)
+def sampling_kwargs(vqgm, temperature: float | None, top_k: int | None, guidance_scale: float | None) -> dict:
+    "Keyword arguments for `vqgm.sample`: the settings that are not None (the rest stay the VQGM's own); guidance only where supported."
+    kw = {k: v for k, v in dict(temperature=temperature, top_k=top_k).items() if v is not None}
     if guidance_scale is not None:
         if 'guidance_scale' not in inspect.signature(vqgm.sample).parameters:
             raise ValueError(f"{type(vqgm).__name__} has no classifier-free guidance; leave guidance_scale=None")
@@ -50,7 +52,7 @@ def sampling_kwargs(vqgm, temperature: float, top_k: int | None, guidance_scale:
 
 def build_synthetic_store(vqgm: VQGM, root, n_train: int, n_val: int, n_test: int,
                           conditions: Sequence[str] | None = None, seed: int = 0, batch_size: int = 256,
-                          temperature: float = 1.0, top_k: int | None = None, shard_size: int = 4096,
+                          temperature: float | None = None, top_k: int | None = None, shard_size: int = 4096,
                           provenance: dict | None = None, progress: bool = True, guidance_scale: float | None = None) -> TokenStore:
     "Sample `n_train`/`n_val`/`n_test` grids per condition from `vqgm` into a token store at `root`, resuming if present."
     if not isinstance(vqgm, VQGM): raise TypeError(f"vqgm must implement the VQGM protocol, got {type(vqgm).__name__}")
