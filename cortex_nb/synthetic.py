@@ -21,7 +21,7 @@ from .store import TokenStoreWriter, TokenStore
 __all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'sampling_kwargs', 'build_synthetic_store',
            'store_images', 'SyntheticConfig', 'get_synthetic_store']
 
-# %% ../nbs/06_synthetic_data.ipynb #ceebbb97
+# %% ../nbs/06_synthetic_data.ipynb #4bbd2ffc
 SPLITS = ('train', 'val', 'test')
 
 def default_concepts(vqgm) -> list[str]:
@@ -38,7 +38,7 @@ def sampling_provenance(vqgm, seed: int, temperature: float | None, top_k: int |
     own = getattr(vqgm, 'sampling', None)
     return {'codebook_fingerprint': codebook_fingerprint(vqgm.codebook), 'grid_size': int(vqgm.grid_size),
             'seed': int(seed), 'temperature': None if temperature is None else float(temperature), 'top_k': top_k,
-            'guidance_scale': guidance_scale, 'vqgm_sampling': None if own is None else dataclasses.asdict(own),
+            'guidance_scale': guidance_scale, 'vqgm_sampling': dataclasses.asdict(own) if dataclasses.is_dataclass(own) else (None if own is None else repr(own)),
             'batch_size': int(batch_size), **(extra or {})}
 
 def sampling_kwargs(vqgm, temperature: float | None, top_k: int | None, guidance_scale: float | None) -> dict:
