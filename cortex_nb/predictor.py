@@ -123,7 +123,7 @@ class GPT(nn.Module):
         "Logits (B,T,vocab) for token indices `idx` (B,T); position t predicts token t+1."
         return self.forward_cached(idx)[0]
 
-# %% ../nbs/05_predictor.ipynb #588bdce7
+# %% ../nbs/05_predictor.ipynb #c3c3a4a9
 @dataclass(frozen=True)
 class ConditionVocab:
     "Condition c is GPT token `offset + c`; `null` is the unconditional token ∅ (None: no guidance possible)."
@@ -137,6 +137,10 @@ class ConditionVocab:
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_conditions):
             raise ValueError(f"condition id out of range [0, {self.n_conditions}): min {int(ids.min())}, max {int(ids.max())}")
         return ids + self.offset
+
+    def sequences(self, condition_ids, grids: torch.Tensor) -> torch.Tensor:
+        "Predictor sequences [condition token, grid tokens in raster order] (B, 1 + m²) of grids (B, m, m)."
+        return torch.cat([self.tokens(condition_ids).view(-1, 1), grids.reshape(len(grids), -1).long()], 1)
 
     @property
     def size(self) -> int:
@@ -245,7 +249,7 @@ def init_code_embeddings(gpt: GPT, codebook: torch.Tensor, generator: torch.Gene
     gpt.head.weight[:K] = emb
     return gpt
 
-# %% ../nbs/05_predictor.ipynb #af640971
+# %% ../nbs/05_predictor.ipynb #e2f8bc92
 def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tensor, codebook_size: int,
                     n_conditions: int, codebook: torch.Tensor | None = None, progress: bool = True,
                     device=None) -> tuple[GPT, dict]:
@@ -269,7 +273,7 @@ def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tens
     opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
                             lr=cfg.lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
-    seqs = torch.cat([vocab.tokens(cond)[:, None], tokens.reshape(len(tokens), -1).long()], 1)
+    seqs = vocab.sequences(cond, tokens)
     hist = {'step': [], 'loss': []}
     t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='predictor')):
@@ -326,7 +330,7 @@ class SamplingConfig:
         "A copy with some settings changed (None keeps the current value)."
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-# %% ../nbs/05_predictor.ipynb #26f99272
+# %% ../nbs/05_predictor.ipynb #add9b358
 class WorldVQGM(nn.Module):
     "A VQGM made of a `VQTokenizer` and a condition-first `GPT` over its token grids."
     def __init__(self, tokenizer: VQTokenizer, gpt: GPT, conditions: Sequence[str], sampling: SamplingConfig | None = None,
@@ -374,8 +378,7 @@ class WorldVQGM(nn.Module):
 
     def sequences(self, condition_ids, grids: torch.Tensor) -> torch.Tensor:
         "Training sequences [condition token, grid tokens in raster order] (B, 1 + m²) for the predictor."
-        grids = check_token_ids(grids, self.codebook_size)
-        return torch.cat([self.vocab.tokens(condition_ids).view(-1, 1), grids.reshape(len(grids), -1).long()], 1)
+        return self.vocab.sequences(condition_ids, check_token_ids(grids, self.codebook_size))
 
     @torch.no_grad()
     def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float | None = None,
