@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'atomic_path', 'atomic_write',
-           'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache']
+__all__ = ['PRESETS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'native_bf16',
+           'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -80,6 +80,21 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
             raise RuntimeError(f"Device {prefer!r} was requested but CUDA is not available on this machine")
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+# %% ../nbs/00_core.ipynb #01a2e991
+PRECISIONS = ('fp32', 'bf16')
+
+def native_bf16(device: str | torch.device = 'cpu') -> bool:
+    "Whether `device` computes bfloat16 natively (a CPU with AVX-512 BF16 or AMX, or a bf16-capable GPU)."
+    device = torch.device(device)
+    if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError: return False
+
+def autocast(precision: str, device: str | torch.device = 'cpu'):
+    "`torch.autocast` to bfloat16 for `precision='bf16'`, a no-op context for 'fp32'."
+    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == 'bf16')
 
 # %% ../nbs/00_core.ipynb #ea936743
 def _umask() -> int:

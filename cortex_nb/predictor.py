@@ -192,7 +192,7 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
     gpt.train(was_training)
     return out
 
-# %% ../nbs/05_predictor.ipynb #d7e4d25b
+# %% ../nbs/05_predictor.ipynb #f0a4eb4e
 EMBED_INITS = ('codebook', 'random')
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class PredictorConfig:
     n_embd: int = 128
     dropout: float = 0.0
     images_per_condition: int = 4000   # rendered + tokenized training images per condition
-    steps: int = 3200
+    steps: int = 4800
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01

@@ -27,7 +27,7 @@ __all__ = ['TokenizerConfig', 'VQTokenizer', 'code_usage_stats', 'restart_dead_c
            'train_tokenizer', 'evaluate_tokenizer', 'save_tokenizer', 'load_tokenizer', 'world_for_preset',
            'get_tokenizer', 'tokenizer_artifacts']
 
-# %% ../nbs/04_tokenizer.ipynb #02829c9b
+# %% ../nbs/04_tokenizer.ipynb #d3b87aef
 @dataclass(frozen=True)
 class TokenizerConfig:
     "Architecture and training schedule of the VQ tokenizer."
@@ -48,9 +48,11 @@ class TokenizerConfig:
     restart_every: int = 25       # dead-code restart period (steps)
     restart_until: float = 0.8    # no restarts after this fraction of training
     n_eval: int = 1024            # held-out images for PSNR / usage
+    precision: str = 'fp32'       # 'bf16': encoder/decoder under bf16 autocast (quantizer and losses stay fp32)
     seed: int = 0
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.image_size % self.grid_size: raise ValueError(f"image_size {self.image_size} is not a multiple of grid_size {self.grid_size}")
         f = self.image_size // self.grid_size
         if f & (f - 1): raise ValueError(f"image_size/grid_size = {f} must be a power of two")
@@ -73,13 +75,13 @@ class TokenizerConfig:
             # measured on the tiny world (CNN evaluator on reconstructions, 1000 fresh images):
             # ch_mult 1,1,1 × 800 steps 21.4 dB / 54 %; × 1600 23.5 dB / 88 %; × 2400 24.4 dB / 91 %;
             # ch_mult 1,2,2 × 800 23.0 dB / 85 %; × 1600 24.8 dB / 93 % (770 CPU-s on one thread)
-            base = dict(ch_mult=(1,) + (2,) * (levels - 1), steps=1600)
+            base = dict(ch_mult=(1,) + (2,) * (levels - 1), steps=1600, precision='bf16' if native_bf16() else 'fp32')
         base.update(image_size=p.image_size, grid_size=p.grid_size, codebook_size=p.codebook_size,
                     embed_dim=p.embed_dim, seed=p.seed)
         base.update(changes)
         return cls(**base)
 
-# %% ../nbs/04_tokenizer.ipynb #4cb12424
+# %% ../nbs/04_tokenizer.ipynb #c468d2d2
 class VQTokenizer(nn.Module):
     "VQGAN-style tokenizer: taming Encoder → 1×1 conv → VectorQuantizer2 → 1×1 conv → taming Decoder."
     def __init__(self, cfg: TokenizerConfig):
@@ -105,14 +107,20 @@ class VQTokenizer(nn.Module):
     def image_size(self) -> int: return self.cfg.image_size
 
     def encode_continuous(self, images: torch.Tensor) -> torch.Tensor:
-        "Pre-quantization encoder output z (B, d, m, m) of images in [0,1]."
-        return self.quant_conv(self.encoder(images * 2 - 1))
+        "Pre-quantization encoder output z (B, d, m, m), fp32, of images in [0,1]."
+        with autocast(self.cfg.precision, images.device):
+            return self.quant_conv(self.encoder(images * 2 - 1)).float()
+
+    def decode_continuous(self, zq: torch.Tensor) -> torch.Tensor:
+        "Decoder output, fp32 in [-1,1] scale, of quantized embeddings `zq` (B,d,m,m)."
+        with autocast(self.cfg.precision, zq.device):
+            return self.decoder(self.post_quant_conv(zq)).float()
 
     def forward(self, images: torch.Tensor):
         "Reconstruction in [-1,1] scale, VQ loss and ids (B,m,m) — the training path."
         z = self.encode_continuous(images)
-        zq, vq_loss, (_, _, ids) = self.quantize(z)
-        return self.decoder(self.post_quant_conv(zq)), vq_loss, ids, z
+        zq, vq_loss, (_, _, ids) = self.quantize(z)   # nearest codes and VQ loss in fp32
+        return self.decode_continuous(zq), vq_loss, ids, z
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
@@ -132,7 +140,7 @@ class VQTokenizer(nn.Module):
         if x.ndim == 3: x = self.embed(x)
         check_embedding(x, self.cfg.embed_dim, self.cfg.grid_size)
         dev = self.codebook.device
-        out = [self.decoder(self.post_quant_conv(x[s:s + batch_size].to(dev))) for s in range(0, len(x), batch_size)]
+        out = [self.decode_continuous(x[s:s + batch_size].to(dev)) for s in range(0, len(x), batch_size)]
         return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 # %% ../nbs/04_tokenizer.ipynb #8b2d611f
