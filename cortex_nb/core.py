@@ -14,7 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'native_bf16',
-           'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache']
+           'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache',
+           'cached_frame']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def _json_default(o):
     if isinstance(o, (set, tuple)): return list(o)
     raise TypeError(f"Cannot write {type(o).__name__} as JSON")
 
-# %% ../nbs/00_core.ipynb #d13f39c8
+# %% ../nbs/00_core.ipynb #5a9223bd
 def _canonical(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {'__type__': type(obj).__name__, **{k: _canonical(v) for k, v in dataclasses.asdict(obj).items()}}
@@ -142,7 +143,13 @@ def _canonical(obj):
     if isinstance(obj, (np.integer, np.floating)): return _canonical(obj.item())
     if isinstance(obj, (str, int, bool)) or obj is None: return obj
     if isinstance(obj, (Path, torch.device, torch.dtype)): return str(obj)
-    raise TypeError(f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists and scalars")
+    if isinstance(obj, torch.nn.Module): return {'__module__': type(obj).__name__, 'state': _canonical(obj.state_dict())}
+    if type(obj).__name__ == 'DataFrame': return {'__frame__': list(map(str, obj.columns)), 'sha256': hashlib.sha256(obj.to_csv(index=False).encode()).hexdigest()}
+    if isinstance(obj, torch.Tensor): obj = obj.detach().cpu().contiguous().numpy() if obj.dtype != torch.bfloat16 else obj.detach().float().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        arr = np.ascontiguousarray(obj)
+        return {'__array__': f"{arr.dtype.str}{list(arr.shape)}", 'sha256': hashlib.sha256(arr.tobytes()).hexdigest()}
+    raise TypeError(f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors and modules")
 
 def config_hash(*configs, length: int = 12) -> str:
     "A stable hex digest of one or more configs (dataclasses, dicts, lists, scalars)."
@@ -198,3 +205,13 @@ class ArtifactCache:
         "Delete every cached artifact (of `kind`, if given)."
         target = self.root/kind if kind else self.root
         if target.exists(): shutil.rmtree(target)
+
+# %% ../nbs/00_core.ipynb #923cb96b
+def cached_frame(cache: ArtifactCache, kind: str, key, build: Callable[[], Any], verbose: bool = False):
+    "The DataFrame `build()` returns, computed once per `key` (configs, tensors, modules) and then read from `cache`."
+    import pandas as pd
+    def make(folder):
+        df = build()
+        if not isinstance(df, pd.DataFrame): raise TypeError(f"cached_frame build for {kind!r} returned a {type(df).__name__}, not a DataFrame")
+        with atomic_path(folder/'table.csv') as tmp: df.to_csv(tmp, index=False)
+    return pd.read_csv(cache.get_or_build(kind, key, make, verbose=verbose)/'table.csv')
