@@ -50,10 +50,10 @@ from cortex_nb.report import CLAIM_CHECKS, collect_claims
 # Claims of components whose issue is still open: the reproduction runs them and REPORT.md
 # shows whether they hold, but they are not yet asserted (see the closing notes in the tracker).
 NOT_YET_ASSERTED = {
-    'claims_vqgm': 'issue 3: decoded samples reach 73.6 % (CNN) / 72.4 % (ViT), short of 75 %',
-    'claims_table2': 'issue 5: RE lowers accuracy less than the frequency baseline',
-    'claims_ground_truth': 'issue 5: RE SmoothGrad points inside the object less often than random',
-    'claims_bias': 'issue 7: texture binary IEM 90 % (< 95 %); the guided sampler shows a bias at a 50/50 mix',
+    'claims_fig4': 'issue 5: masking RE top-TIS positions is not below random at every n (min gap -0.007)',
+    'claims_table2': 'issue 5: under the ViT, CE and RE lower accuracy less than the frequency baseline',
+    'claims_ground_truth': 'issue 5: SmoothGrad top-1 inside the object x2.08 (CE) / x1.19 (RE) of random, < 2.5',
+    'claims_bias': 'issue 7: texture binary IEM 91 %; planted 80/20 bias not found (delta < 0.33); 50/50 colour |delta| > 0.147',
 }
 
 
