@@ -133,7 +133,7 @@ def _json_default(o):
     if isinstance(o, (set, tuple)): return list(o)
     raise TypeError(f"Cannot write {type(o).__name__} as JSON")
 
-# %% ../nbs/00_core.ipynb #5a9223bd
+# %% ../nbs/00_core.ipynb #4845e177
 def _canonical(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {'__type__': type(obj).__name__, **{k: _canonical(v) for k, v in dataclasses.asdict(obj).items()}}
@@ -145,7 +145,7 @@ def _canonical(obj):
     if isinstance(obj, (Path, torch.device, torch.dtype)): return str(obj)
     if isinstance(obj, torch.nn.Module): return {'__module__': type(obj).__name__, 'state': _canonical(obj.state_dict())}
     if type(obj).__name__ == 'DataFrame': return {'__frame__': list(map(str, obj.columns)), 'sha256': hashlib.sha256(obj.to_csv(index=False).encode()).hexdigest()}
-    if isinstance(obj, torch.Tensor): obj = obj.detach().cpu().contiguous().numpy() if obj.dtype != torch.bfloat16 else obj.detach().float().cpu().numpy()
+    if isinstance(obj, torch.Tensor): obj = obj.detach().cpu().float().numpy() if obj.dtype == torch.bfloat16 else obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
         return {'__array__': f"{arr.dtype.str}{list(arr.shape)}", 'sha256': hashlib.sha256(arr.tobytes()).hexdigest()}

@@ -169,7 +169,7 @@ def summarize_edits(per_image: pd.DataFrame, keys: Sequence[str] = ('iem', 'eval
             'n': len(g)})
     return per_image.groupby(keys, sort=False).apply(agg, include_groups=False).reset_index()
 
-# %% ../nbs/16_editing.ipynb #5aec1543
+# %% ../nbs/16_editing.ipynb #7a75fbb8
 _TENSORS = ('ids', 'mask', 'target', 'positions', 'tokens', 'checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')
 
 def save_result(result: CodebookOptResult, path) -> Path:
@@ -193,12 +193,6 @@ def load_result(path) -> CodebookOptResult:
                              **{k: t[k] for k in ('checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')},
                              config=CodebookOptConfig(**json.loads(meta['config'])), seconds=float(meta['seconds']))
 
-def _weights_hash(model: nn.Module) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()): h.update(k.encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
 def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
                        progress: bool = True) -> tuple[pd.DataFrame, dict]:
     "Edit every paired concept's images toward its partner (each IEM × setting × method), score → (per-image rows, results)."
@@ -211,7 +205,7 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
         iem = iems[arch]
         for setting in config.settings:
             for method in config.methods:
-                key = {'editing': config, 'iem': _weights_hash(iem), 'codebook': codebook_fingerprint(vqgm.codebook),
+                key = {'editing': config, 'iem': iem, 'codebook': codebook_fingerprint(vqgm.codebook),
                        'world': world.config, 'setting': setting, 'method': method}
                 def build(folder, iem=iem, setting=setting, method=method):
                     save_result(run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress), folder/'result.safetensors')

@@ -104,7 +104,7 @@ def store_images(vqgm: VQGM, store: TokenStore, split: str, idx) -> torch.Tensor
     ids = torch.from_numpy(np.atleast_3d(store.ids(split, np.atleast_1d(idx))))
     return vqgm.decode(ids)
 
-# %% ../nbs/06_synthetic_data.ipynb #a0c0a173
+# %% ../nbs/06_synthetic_data.ipynb #712f5c1a
 @dataclass(frozen=True)
 class SyntheticConfig:
     "How many grids per concept and split, and how they are sampled."
@@ -114,19 +114,16 @@ class SyntheticConfig:
     seed: int = 0
     batch_size: int = 256
     shard_size: int = 4096
-    temperature: float = 1.0
+    temperature: float | None = None     # None (here and below): the VQGM's own setting
     top_k: int | None = None
-    guidance_scale: float | None = None  # None: the VQGM's own (or none, for VQGMs without guidance)
+    guidance_scale: float | None = None
     conditions: tuple | None = None      # None: the world's class concepts
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "SyntheticConfig":
-        "Counts and seed from the preset, the preset's sampling settings, with optional `changes`."
-        from cortex_nb.predictor import SamplingConfig
+        "Counts and seed from the preset (sampling: the VQGM's own), with optional `changes`."
         p = get_preset(preset)
-        sc = SamplingConfig.for_preset(p)
-        base = dict(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test, seed=p.seed, temperature=sc.temperature, top_k=sc.top_k,
-                    guidance_scale=None if p.name == 'paper' else sc.guidance_scale,   # the official VQGAN has no ∅ token
+        base = dict(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test, seed=p.seed,
                     batch_size=max(p.batch_size, 256), shard_size=16_384 if p.name == 'paper' else 4096)
         base.update(changes)
         return cls(**base)
@@ -142,7 +139,8 @@ def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | st
     vqgm = build_world_vqgm(preset, cache, progress=progress, device=device)
     world = world_for_preset(preset)
     concepts = list(cfg.conditions) if cfg.conditions is not None else list(world.concepts)
-    key = {'synthetic': cfg, **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world)}
+    key = {'synthetic': cfg, 'sampling': vqgm.sampling,
+           **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world)}
     def build(folder):
         t0 = time.time()
         build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=concepts, seed=cfg.seed,
