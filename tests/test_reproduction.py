@@ -11,12 +11,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-# The whole tiny reproduction trains a VQGM, evaluators and IEMs: opt in with
-# CORTEX_NB_FULL_REPRODUCTION=1 (its claims are not yet asserted, see NOT_YET_ASSERTED below);
-# by default the tests run the concept-world notebook through the same runner.
-FULL = os.environ.get('CORTEX_NB_FULL_REPRODUCTION') == '1'
+# The tests run the whole tiny reproduction (about 30 min on 2 cores from an empty cache, under
+# 2 min once the artifacts are cached) so that CI asserts the paper's claims. While iterating,
+# CORTEX_NB_QUICK_TESTS=1 runs only the concept-world notebook through the same runner.
+FULL = os.environ.get('CORTEX_NB_QUICK_TESTS') != '1'
 ONLY = [] if FULL else ['00_world']
-full_only = pytest.mark.skipif(not FULL, reason='set CORTEX_NB_FULL_REPRODUCTION=1 to run the whole tiny reproduction')
+full_only = pytest.mark.skipif(not FULL, reason='CORTEX_NB_QUICK_TESTS=1: only the concept-world notebook was run')
 
 
 @pytest.fixture(scope='session')
@@ -68,6 +68,7 @@ def _claim_param(check):
 def test_paper_claims_hold_on_the_tiny_preset(out_dir, check):
     claims = collect_claims(out_dir, [check])
     assert len(claims), f"{check.__name__} checked nothing"
+    claims = claims[~claims.timed]   # wall-clock claims are reported in REPORT.md, not asserted
     failing = claims[~claims.holds]
     assert failing.empty, "claims that do not hold:\n" + failing.to_string(index=False)
 
