@@ -118,14 +118,14 @@ def make_random_store(root, n_classes: int = 4, codebook_size: int = 64, embed_d
             w.append(ids, torch.arange(n_classes).repeat_interleave(n), split)
     return vqgm, TokenStore(root)
 
-# %% ../nbs/10_iem_training.ipynb #a68dc535
+# %% ../nbs/10_iem_training.ipynb #e11871d5
 def data_info(store: TokenStore, codebook: torch.Tensor) -> dict:
     "What an IEM trained on `store` with `codebook` must be applied to: d, m, concepts, codebook identity."
     K, d = check_codebook(codebook)
     check_codebook_for_store(codebook, store)
     return dict(embed_dim=d, grid_size=store.grid_size, n_classes=len(store.conditions), conditions=list(store.conditions),
                 codebook_size=K, codebook_fingerprint=codebook_fingerprint(codebook),
-                store_provenance_hash=store.manifest.get('provenance_hash'))
+                store_provenance_hash=store.manifest.get('provenance_hash'), store_content_hash=store.content_hash)
 
 def save_iem(model: nn.Module, folder, train_config: TrainConfig | None = None, data: dict | None = None, **extra) -> Path:
     "Write `model`'s weights (safetensors) and its configs (config.json) into `folder`, atomically."
@@ -312,7 +312,7 @@ def evaluate_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, sp
     logits, labels = predict_logits(model, store, codebook, split, batch_size)
     return {**topk_accuracy(logits, labels, ks), 'n': len(labels)}
 
-# %% ../nbs/10_iem_training.ipynb #23af1981
+# %% ../nbs/10_iem_training.ipynb #63a39ed4
 def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, preset, cache=None, progress: bool = True,
                        train_config: TrainConfig | None = None, **iem_changes) -> tuple[nn.Module, dict]:
     "Train (or load from `cache`) IEM `arch` on `store` with `codebook` → (model in eval mode, metadata)."
@@ -321,7 +321,7 @@ def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, pre
     icfg = iem_config(arch, preset, info['n_classes'], **{'in_channels': info['embed_dim'], 'grid_size': info['grid_size'], **iem_changes})
     tcfg = train_config or TrainConfig.for_preset(preset, arch)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    key = {'iem': icfg, 'train': tcfg, 'store_provenance_hash': info['store_provenance_hash'],
+    key = {'iem': icfg, 'train': tcfg, 'store_provenance_hash': info['store_provenance_hash'], 'store_content_hash': info['store_content_hash'],
            'codebook_fingerprint': info['codebook_fingerprint'], 'grid_size': info['grid_size']}
 
     def build(folder: Path):

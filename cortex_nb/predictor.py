@@ -21,11 +21,11 @@ from .codebook import VQGM, condition_ids, check_token_ids
 from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, world_for_preset, render_images)
 
 # %% auto #0
-__all__ = ['EMBED_INITS', 'GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'ConditionVocab', 'check_sampling', 'sample_tokens',
-           'PredictorConfig', 'init_code_embeddings', 'train_predictor', 'save_gpt', 'load_gpt', 'SamplingConfig',
-           'WorldVQGM', 'build_world_vqgm', 'predictor_history']
+__all__ = ['EMBED_INITS', 'GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'KVCache', 'ConditionVocab', 'check_sampling',
+           'sample_tokens', 'PredictorConfig', 'init_code_embeddings', 'train_predictor', 'save_gpt', 'load_gpt',
+           'SamplingConfig', 'WorldVQGM', 'build_world_vqgm', 'predictor_history']
 
-# %% ../nbs/05_predictor.ipynb #4b3e8d9f
+# %% ../nbs/05_predictor.ipynb #00af569e
 @dataclass(frozen=True)
 class GPTConfig:
     "minGPT hyper-parameters (the names of taming's `GPTConfig`)."
@@ -54,22 +54,22 @@ class CausalSelfAttention(nn.Module):
         self.register_buffer('mask', mask.view(1, 1, config.block_size, config.block_size))
         self.n_head, self.attn_pdrop = config.n_head, config.attn_pdrop
 
-    def forward(self, x: torch.Tensor, layer_past: tuple | None = None):
-        "x (B,T,C) → (y (B,T,C), (k, v) including the past)."
+    def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
+        "x (B,T,C) → y (B,T,C); with `cache` = (keys, values, P) of this block, x continues P cached positions."
         B, T, C = x.shape
         def heads(t): return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
-        if layer_past is not None:
-            k, v = torch.cat([layer_past[0], k], 2), torch.cat([layer_past[1], v], 2)
-        if layer_past is not None and T > 1:
-            P = k.shape[2] - T   # new queries see the whole past and the causal part of the new block
-            attn_mask = self.mask[0, 0, P:P + T, :P + T].bool()
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=self.attn_pdrop if self.training else 0.0)
+        dropout = self.attn_pdrop if self.training else 0.0
+        if cache is None: y = F.scaled_dot_product_attention(q, k, v, is_causal=T > 1, dropout_p=dropout)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=layer_past is None and T > 1,
-                                               dropout_p=self.attn_pdrop if self.training else 0.0)
+            keys, values, P = cache
+            keys[:, :, P:P + T], values[:, :, P:P + T] = k, v          # written in place: no copy of the past
+            k, v = keys[:, :, :P + T], values[:, :, :P + T]
+            # new queries see the whole past and the causal part of the new block
+            attn_mask = self.mask[0, 0, P:P + T, :P + T].bool() if T > 1 else None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.resid_drop(self.proj(y)), (k, v)
+        return self.resid_drop(self.proj(y))
 
 class Block(nn.Module):
     "Pre-LayerNorm transformer block: x + attn(ln1 x), then x + mlp(ln2 x)."
@@ -80,10 +80,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
                                  nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.resid_pdrop))
 
-    def forward(self, x, layer_past=None):
-        a, present = self.attn(self.ln1(x), layer_past)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), present
+    def forward(self, x, cache=None):
+        x = x + self.attn(self.ln1(x), cache)
+        return x + self.mlp(self.ln2(x))
 
 class GPT(nn.Module):
     "minGPT: token + position embeddings, `n_layer` blocks, final LayerNorm, linear head to the vocabulary."
@@ -104,24 +103,31 @@ class GPT(nn.Module):
             if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
         elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
-    def forward_cached(self, idx: torch.Tensor, past: list | None = None):
-        "Logits (B,T,vocab) for `idx` (B,T) continuing the cached `past` (one (k,v) per block), and the new cache."
+    def forward_cached(self, idx: torch.Tensor, cache: "KVCache | None" = None) -> torch.Tensor:
+        "Logits (B,T,vocab) for `idx` (B,T), continuing (and extending) `cache` when given."
         B, T = idx.shape
-        P = 0 if past is None else past[0][0].shape[2]
+        P = 0 if cache is None else cache.length
+        if cache is not None and cache.batch_size != B: raise ValueError(f"the cache holds {cache.batch_size} sequences, idx has {B}")
         if P + T > self.config.block_size:
             raise ValueError(f"sequence of {P + T} tokens exceeds block_size={self.config.block_size}")
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token index out of range [0, {self.config.vocab_size}): min {int(idx.min())}, max {int(idx.max())}")
         x = self.drop(self.tok_emb(idx) + self.pos_emb[:, P:P + T])
-        presents = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, None if past is None else past[i])
-            presents.append(present)
-        return self.head(self.ln_f(x)), presents
+            x = block(x, None if cache is None else (cache.keys[i], cache.values[i], P))
+        if cache is not None: cache.length = P + T
+        return self.head(self.ln_f(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         "Logits (B,T,vocab) for token indices `idx` (B,T); position t predicts token t+1."
-        return self.forward_cached(idx)[0]
+        return self.forward_cached(idx)
+
+class KVCache:
+    "Keys and values of every block for up to `block_size` positions, allocated once: a step writes in place (no O(T²) copying)."
+    def __init__(self, config: GPTConfig, batch_size: int, device=None, dtype=torch.float32):
+        shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
+        self.keys, self.values = torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype)
+        self.batch_size, self.length = batch_size, 0
 
 # %% ../nbs/05_predictor.ipynb #c3c3a4a9
 @dataclass(frozen=True)
@@ -147,7 +153,7 @@ class ConditionVocab:
         "The smallest vocabulary that holds these condition tokens."
         return max(self.offset + self.n_conditions, -1 if self.null is None else self.null + 1)
 
-# %% ../nbs/05_predictor.ipynb #2310f0cf
+# %% ../nbs/05_predictor.ipynb #a7f7de9a
 def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, n_codes: int | None) -> torch.Tensor:
     if n_codes is not None: logits = logits[..., :n_codes]
     logits = logits / temperature
@@ -180,9 +186,9 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
     x = cond_tokens.to(dev, torch.long)[:, None]
     if guided: x = torch.cat([x, torch.full_like(x, null_token)])
     out = torch.empty(B, n_steps, dtype=torch.long, device=dev)
-    past = None
+    cache = KVCache(gpt.config, len(x), device=dev, dtype=next(gpt.parameters()).dtype)
     for t in range(n_steps):
-        logits, past = gpt.forward_cached(x, past)
+        logits = gpt.forward_cached(x, cache)
         last = logits[:, -1].float()
         if guided: last = last[B:] + guidance_scale * (last[:B] - last[B:])
         probs = F.softmax(_filter_logits(last, temperature, top_k, n_codes), dim=-1)

@@ -15,9 +15,10 @@ import pandas as pd
 from .core import atomic_write
 
 # %% auto #0
-__all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'CLAIM_CHECKS', 'TABLES',
-           'OVERVIEW_PANELS', 'Claim', 'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2',
-           'claims_ground_truth', 'claims_table5', 'claims_bias', 'collect_claims', 'overview_figure', 'write_report']
+__all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'CALIBRATION_LABELS', 'CLAIM_CHECKS',
+           'TABLES', 'OVERVIEW_PANELS', 'Claim', 'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2',
+           'claims_ground_truth', 'claims_table5', 'claims_table3', 'claims_bias', 'collect_claims', 'overview_figure',
+           'write_report']
 
 # %% ../nbs/80_report.ipynb #540c02b8
 PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
@@ -142,7 +143,7 @@ def claims_ground_truth(out) -> list[Claim]:
                             bool(row.ratio >= 2.5)))
     return claims or [_missing('ground_truth', 'smoothgrad row present')]
 
-# %% ../nbs/80_report.ipynb #2b99481c
+# %% ../nbs/80_report.ipynb #48df9e2d
 def claims_table5(out) -> list[Claim]:
     "Token selection raises the target's probability ≥ 5× and beats the embedding baseline (Table 5)."
     t = _read(out, 'table5_codebook_editing.csv')
@@ -159,14 +160,17 @@ def claims_table5(out) -> list[Claim]:
                             f'{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}', bool(ts.delta_p_targ > emb.delta_p_targ)))
     return claims or [_missing('table5', 'both methods present')]
 
+def claims_table3(out) -> list[Claim]:
+    "The binary IEMs tell each attribute pair's prompts apart (Table 3)."
+    t3 = _read(out, 'table3_bias_iem_accuracy.csv')
+    if t3 is None: return [_missing('table3', 'binary IEM accuracy written')]
+    return [Claim('table3', f'{row.attribute_pair}: binary IEM accuracy ≥ 95 %', '99.7 % / 99.95 %', _fmt(row.accuracy), bool(row.accuracy >= .95))
+            for _, row in t3.iterrows()]
+
 def claims_bias(out) -> list[Claim]:
-    "The audit finds the planted bias, and finds none when there is none (Tables 3–4, calibration)."
-    t3, t4, cal = _read(out, 'table3_bias_iem_accuracy.csv'), _read(out, 'table4_bias_frequency.csv'), _read(out, 'bias_calibration.csv')
+    "The audit finds the planted bias, and finds none when there is none (Table 4, calibration)."
+    t4, cal = _read(out, 'table4_bias_frequency.csv'), _read(out, 'bias_calibration.csv')
     claims = []
-    if t3 is None: claims.append(_missing('table3', 'binary IEM accuracy written'))
-    else:
-        for _, row in t3.iterrows():
-            claims.append(Claim('table3', f'{row.attribute_pair}: binary IEM accuracy ≥ 95 %', '99.7 % / 99.95 %', _fmt(row.accuracy), bool(row.accuracy >= .95)))
     if t4 is None: claims.append(_missing('table4', 'bias frequencies written'))
     else:
         if 'measure' in t4: t4 = t4[t4.measure == 'count']   # the paper's measure: raw counts per image
@@ -179,14 +183,24 @@ def claims_bias(out) -> list[Claim]:
     if cal is None: claims.append(_missing('calibration', 'calibration written'))
     else:
         if 'measure' in cal: cal = cal[cal.measure == 'count']
-        bal = cal[np.isclose(cal.planted_share, .5)]
-        for _, row in bal.iterrows():
-            pair = f"{row.attribute_pair} " if 'attribute_pair' in row else ''
-            claims.append(Claim('calibration', f'{pair}balanced mix (50/50), top-{row.top_n}: |δ| < 0.147', '— (beyond the paper)',
-                                f'{row.cliffs_delta:+.3f}', bool(abs(row.cliffs_delta) < .147)))
+        if 'calibration' not in cal: cal = cal.assign(calibration='finetuned_vqgm')
+        if 'attribute_pair' not in cal: cal = cal.assign(attribute_pair='')
+        for (kind, pair), g in cal.groupby(['calibration', 'attribute_pair'], sort=False):
+            label = f"{pair} {CALIBRATION_LABELS.get(kind, kind)}".strip()
+            for _, row in g[np.isclose(g.planted_share, .5)].iterrows():
+                claims.append(Claim('calibration', f'{label}, 50/50, top-{row.top_n}: |δ| < 0.147', '— (beyond the paper)',
+                                    f'{row.cliffs_delta:+.3f}', bool(abs(row.cliffs_delta) < .147)))
+            if g.planted_share.nunique() > 1:
+                curves = {n: c.sort_values('planted_share').cliffs_delta.to_numpy() for n, c in g.groupby('top_n')}
+                rises = all(bool(np.all(np.diff(d) > 0)) for d in curves.values())
+                shown = '; '.join(f"top-{n}: " + ' → '.join(f'{v:+.2f}' for v in d) for n, d in curves.items())
+                claims.append(Claim('calibration', f'{label}: δ rises with the planted share at every top-n', '— (beyond the paper)', shown, rises))
     return claims
 
-CLAIM_CHECKS: list[Callable] = [claims_vqgm, claims_table1, claims_fig4, claims_table2, claims_ground_truth, claims_table5, claims_bias]
+CALIBRATION_LABELS = {'finetuned_vqgm': 'fine-tuned VQGM', 'prompt_mixture': 'prompt mixture'}
+
+CLAIM_CHECKS: list[Callable] = [claims_vqgm, claims_table1, claims_fig4, claims_table2, claims_ground_truth, claims_table5,
+                                claims_table3, claims_bias]
 
 def collect_claims(out, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Every claim checked against the CSVs in `out`, one row each."

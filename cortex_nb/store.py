@@ -149,7 +149,7 @@ class TokenStoreWriter:
 
     def __repr__(self): return f"TokenStoreWriter({str(self.root)!r}, K={self.codebook_size}, m={self.grid_size}, {len(self.manifest['shards'])} shards)"
 
-# %% ../nbs/03_token_store.ipynb #b2ae0894
+# %% ../nbs/03_token_store.ipynb #fd386fc6
 class TokenStore:
     "Read-only view of a token store: manifest, lazily memory-mapped and verified shards, global index per split."
     def __init__(self, root, verify: bool = True):
@@ -262,6 +262,12 @@ class TokenStore:
         for sp in self.splits:
             for lab, c in zip(*np.unique(self.labels(sp), return_counts=True)): out[(sp, int(lab))] = int(c)
         return dict(sorted(out.items()))
+
+    @property
+    def content_hash(self) -> str:
+        "A hash of what the store holds (every shard's split, size and checksums): stores with equal provenance but other sizes differ."
+        return config_hash({'K': self.codebook_size, 'm': self.grid_size, 'conditions': self.conditions,
+                            'shards': [(s['split'], s['count'], s['ids_sha256'], s['labels_sha256']) for s in self.manifest['shards']]})
 
     def nbytes(self) -> int:
         "Bytes on disk: the manifest plus every shard file."

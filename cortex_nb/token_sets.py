@@ -126,7 +126,7 @@ def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, spl
     tis = torch.cat(out) if out else torch.zeros(0, store.grid_size, store.grid_size)
     return {'tis': tis, 'ids': all_ids, 'labels': labels, 'index': torch.from_numpy(idx)}
 
-# %% ../nbs/12_token_sets.ipynb #47aa20e4
+# %% ../nbs/12_token_sets.ipynb #583b1590
 def explainer_config(explainer: TokenImportance) -> dict:
     "The settings that determine an explainer's TIS maps."
     return dict(n_samples=explainer.n_samples, alpha=explainer.alpha, target=explainer.target, reduce=explainer.reduce,
@@ -135,11 +135,11 @@ def explainer_config(explainer: TokenImportance) -> dict:
 def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str, index=None,
                          cache: ArtifactCache | str | None = None, model_key=None, batch_size: int = 64,
                          progress: bool = True) -> dict:
-    "`explain_split`, cached in `cache` under (model_key, store provenance, explainer settings, split, images)."
+    "`explain_split`, cached in `cache` under (model_key, store provenance and content, explainer settings, split, images)."
     from safetensors.torch import save_file, load_file
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
-    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.provenance,
+    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.provenance, 'store_content': store.content_hash,
            'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
     def build(folder):
         res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)

@@ -53,7 +53,7 @@ NOT_YET_ASSERTED = {
     'claims_fig4': 'issue 5: masking RE top-TIS positions is not below random at every n (min gap -0.007)',
     'claims_table2': 'issue 5: under the ViT, CE and RE lower accuracy less than the frequency baseline',
     'claims_ground_truth': 'issue 5: SmoothGrad top-1 inside the object x2.08 (CE) / x1.19 (RE) of random, < 2.5',
-    'claims_bias': 'issue 7: texture binary IEM 91 %; planted 80/20 bias not found (delta < 0.33); 50/50 colour |delta| > 0.147',
+    'claims_bias': 'issue 7: planted 80/20 bias not found (delta < 0.33 at every top-n); texture |delta| > 0.147 at 50/50; delta does not rise at every share',
 }
 
 
