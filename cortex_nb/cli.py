@@ -113,7 +113,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     write_report(out, preset)
     return runs
 
-# %% ../nbs/90_cli.ipynb #444280f2
+# %% ../nbs/90_cli.ipynb #43c4d7f5
 def _flops(fn) -> int:
     "FLOPs of one call of `fn`, counted on the meta device."
     from torch.utils.flop_counter import FlopCounterMode
@@ -170,7 +170,7 @@ def _meta_gpt(GPT, cfg, m):
     import torch
     with torch.device('meta'): gpt = GPT(cfg).eval()
     x = torch.empty(1, m*m + 1, cfg.n_embd, device='meta')
-    for block in gpt.blocks: x, _ = block(x, None)
+    for block in gpt.blocks: x = block(x)
     return gpt.head(gpt.ln_f(x))
 
 # %% ../nbs/90_cli.ipynb #f68762ea
