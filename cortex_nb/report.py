@@ -143,7 +143,7 @@ def claims_ground_truth(out) -> list[Claim]:
                             bool(row.ratio >= 2.5)))
     return claims or [_missing('ground_truth', 'smoothgrad row present')]
 
-# %% ../nbs/80_report.ipynb #48df9e2d
+# %% ../nbs/80_report.ipynb #4c4f5bc6
 def claims_table5(out) -> list[Claim]:
     "Token selection raises the target's probability ≥ 5× and beats the embedding baseline (Table 5)."
     t = _read(out, 'table5_codebook_editing.csv')
@@ -177,8 +177,10 @@ def claims_bias(out) -> list[Claim]:
         for (pair, n), g in t4.groupby(['attribute_pair', 'top_n']):
             if 'favoured' in g: g = g.sort_values('favoured', ascending=False)
             fav, other = g.iloc[0], g.iloc[1]   # favoured attribute first
+            sets = (f"; sets resampled [{fav.delta_sets_low:+.3f}, {fav.delta_sets_high:+.3f}]"
+                    if 'delta_sets_low' in fav and np.isfinite(fav.delta_sets_low) else '')
             claims.append(Claim('table4', f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33, CI excludes 0',
-                                'δ 0.26–0.46', f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f}, δ {fav.cliffs_delta:+.3f} [{fav.ci_low:+.3f}, {fav.ci_high:+.3f}]',
+                                'δ 0.26–0.46', f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f}, δ {fav.cliffs_delta:+.3f} [{fav.ci_low:+.3f}, {fav.ci_high:+.3f}]{sets}',
                                 bool(fav.mean_frequency > other.mean_frequency and fav.cliffs_delta >= .33 and fav.ci_low > 0)))
     if cal is None: claims.append(_missing('calibration', 'calibration written'))
     else:
