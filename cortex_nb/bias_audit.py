@@ -93,7 +93,7 @@ def check_attribute_prompts(attribute_prompts, neutral_prompt: str, known: Seque
     if bad: raise ValueError(f"the neutral prompt {neutral_prompt!r} is also an attribute prompt of pair(s) {bad}")
     return out
 
-# %% ../nbs/18_bias_audit.ipynb #e6d9551f
+# %% ../nbs/18_bias_audit.ipynb #4188310b
 def image_top_tokens(ids: torch.Tensor, tis: torch.Tensor, n: int) -> torch.Tensor:
     "T*_image: token ids (N, n) at each image's n highest-TIS positions (eq. 5, first line)."
     if ids.shape != tis.shape or ids.ndim != 3: raise ValueError(f"ids and tis must both be (N, m, m), got {tuple(ids.shape)} and {tuple(tis.shape)}")
@@ -101,12 +101,21 @@ def image_top_tokens(ids: torch.Tensor, tis: torch.Tensor, n: int) -> torch.Tens
     pos = tis.flatten(1).float().topk(n, dim=1).indices
     return ids.flatten(1).gather(1, pos)
 
+def _presence(picks: torch.Tensor, K: int) -> torch.Tensor:
+    "(N, K) float: 1 where image i's picks contain token t (a token counts once per image)."
+    return torch.zeros(len(picks), K).scatter_(1, picks.cpu().long(), 1.0)
+
+def _ranked_ids(freq: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "The k best ids of each row of `freq` (B, K), by frequency then smaller id → (ids (B, k), whether each has frequency > 0)."
+    K = freq.shape[1]
+    score = freq.double() * (K + 1) + (K - 1 - torch.arange(K, dtype=torch.float64))   # frequency first, then smaller id
+    top = score.topk(min(k, K), dim=1).indices
+    return top, freq.gather(1, top) > 0
+
 def token_set_from_picks(picks: torch.Tensor, k: int, codebook_size: int) -> torch.Tensor:
     "The k token ids found in the most rows of `picks` (N, n) (each row a set: a token counts once per image); ties → smaller id."
-    present = torch.zeros(len(picks), int(codebook_size), dtype=torch.bool).scatter_(1, picks.cpu().long(), True)
-    freq = present.sum(0).numpy()
-    order = np.lexsort((np.arange(len(freq)), -freq))[:k]          # by frequency, then by id
-    return torch.from_numpy(order[freq[order] > 0].astype(np.int64))
+    top, seen = _ranked_ids(_presence(picks, int(codebook_size)).sum(0, keepdim=True), k)
+    return top[0][seen[0]]
 
 def concept_token_set(ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, codebook_size: int | None = None) -> torch.Tensor:
     "T*_concept: the k token ids in the most per-image top-n sets (eq. 5); ties broken by smaller id."
@@ -117,18 +126,11 @@ def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     if ids.ndim != 3: raise ValueError(f"ids must be (N, m, m), got shape {tuple(ids.shape)}")
     return torch.isin(ids.flatten(1), torch.as_tensor(token_set, dtype=ids.dtype)).sum(1).cpu().numpy()
 
-# %% ../nbs/18_bias_audit.ipynb #56f194bb
-def _presence(picks: torch.Tensor, K: int) -> torch.Tensor:
-    "(N, K) float: 1 where image i's picks contain token t (a token counts once per image)."
-    return torch.zeros(len(picks), K).scatter_(1, picks.cpu().long(), 1.0)
-
+# %% ../nbs/18_bias_audit.ipynb #6c03d515
 def _top_k_sets(freq: torch.Tensor, k: int) -> torch.Tensor:
     "(B, K) bool membership of the k most frequent ids of each row of `freq` (B, K); ties → smaller id; never a zero-frequency id."
-    K = freq.shape[1]
-    score = freq.double() * (K + 1) + (K - 1 - torch.arange(K, dtype=torch.float64))   # frequency first, then smaller id
-    top = score.topk(min(k, K), dim=1).indices
-    member = torch.zeros_like(freq, dtype=torch.bool).scatter_(1, top, True)
-    return member & (freq > 0)
+    top, seen = _ranked_ids(freq, k)
+    return torch.zeros_like(freq, dtype=torch.bool).scatter_(1, top, seen)
 
 def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tensor, neutral_ids: torch.Tensor, k: int,
                            codebook_size: int, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0) -> dict:
@@ -159,7 +161,7 @@ def vqgm_fingerprint(vqgm, length: int = 16) -> str:
                         'vocab': getattr(vqgm, 'vocab', None), 'weights': vqgm if isinstance(vqgm, nn.Module) else vqgm.codebook},
                        length=length)
 
-# %% ../nbs/18_bias_audit.ipynb #2c7bb9c2
+# %% ../nbs/18_bias_audit.ipynb #33488986
 def _cache(cache) -> ArtifactCache: return cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
 
 def attribute_store(vqgm: VQGM, pair: tuple[str, str], cfg: BiasAuditConfig, cache=None, vqgm_key: str | None = None,
@@ -186,7 +188,7 @@ def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor,
     idx = np.nonzero(store.labels('train') == label)[0]
     if idx.size == 0: raise ValueError(f"the store has no training grids of label {label} ({store.conditions})")
     if cfg.max_explain is not None: idx = idx[:cfg.max_explain]
-    key = {'iem': iem_key, 'store': store.provenance, 'store_content': store.content_hash, 'label': int(label), 'n': int(idx.size), 'N': p.smoothgrad_samples,
+    key = {'iem': iem_key, 'store': store.content_hash, 'label': int(label), 'n': int(idx.size), 'N': p.smoothgrad_samples,
            'alpha': p.smoothgrad_alpha, 'seed': cfg.seed, 'target': cfg.tis_target, 'reduce': cfg.tis_reduce}
     def build(folder):
         ids = torch.from_numpy(store.ids('train', idx).astype(np.int64))
@@ -228,7 +230,7 @@ def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], posit
                                  **{k: sel.get(k, np.nan) if fav_row else np.nan for k in ('delta_sets_low', 'delta_sets_high', 'set_stability')}))
     return pd.DataFrame(rows)
 
-# %% ../nbs/18_bias_audit.ipynb #9e683909
+# %% ../nbs/18_bias_audit.ipynb #d06ac8a7
 @dataclass
 class BiasAuditResult:
     "Everything a bias audit found: IEM accuracies, attribute token sets, neutral counts and their statistics."
@@ -330,9 +332,9 @@ def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny'
         store = attribute_store(vqgm, pair, cfg, cache, vqgm_key, progress)
         iem, meta = binary_iem(vqgm, store, preset, cache, cfg, progress)
         acc[name], iems[name] = float(meta['metrics']['top1']), iem
+        test_labels = store.labels('test')
         for label, prompt in enumerate(pair):
             ids, tis = explain_attribute(iem, store, vqgm.codebook, label, preset, cache, cfg, Path(meta['folder']).name, progress)
-            test_labels = store.labels('test')
             own = torch.from_numpy(store.ids('test', np.nonzero(test_labels == label)[0]).astype(np.int64))
             other = torch.from_numpy(store.ids('test', np.nonzero(test_labels != label)[0]).astype(np.int64))
             examples[prompt] = own[:12]
@@ -384,7 +386,7 @@ class PlantedMixVQGM(RandomVQGM):
             out.append(torch.where(coin[:, None, None], a, b))
         return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
 
-# %% ../nbs/18_bias_audit.ipynb #2732e653
+# %% ../nbs/18_bias_audit.ipynb #a976fc86
 @dataclass(frozen=True)
 class CalibrationConfig:
     "How to fine-tune the predictor on a planted neutral mix, and which shares to sweep."
@@ -447,18 +449,21 @@ def bias_calibration(result: BiasAuditResult, vqgm_for_share: Callable[[float], 
     cfg, rows = result.config, []
     for s in tqdm(list(shares), disable=not progress, desc='calibration'):
         vq = vqgm_for_share(float(s))
-        ids, counts = neutral_counts(vq, result.token_sets, result.neutral_prompt, n_neutral or cfg.n_neutral, seed=cfg.seed + 1)
-        selection = _set_selection(result.picks, result.pairs, result.positions, ids, cfg, len(vq.codebook)) if result.picks else None
-        freq = pd.concat([frequency_table(counts, result.pairs, result.positions, cfg, result.coverage, normalize=nz,
-                                          set_selection=None if nz else selection)
-                          for nz in ((False, True) if result.coverage else (False,))])
-        cb = vq.codebook if codebook is None else codebook
-        share_iem = {name: _favoured_share(iem, ids, cb) for name, iem in result.iems.items()}
-        rows += _calibration_rows(freq, 'finetuned_vqgm', s, share_iem)
+        ids, _ = neutral_counts(vq, {}, result.neutral_prompt, n_neutral or cfg.n_neutral, seed=cfg.seed + 1)
+        rows += _calibration_rows(result, ids, result.pairs, vq.codebook if codebook is None else codebook, 'finetuned_vqgm', s)
     return pd.DataFrame(rows)
 
-def _calibration_rows(freq: pd.DataFrame, kind: str, share: float, iem_share: Mapping) -> list[dict]:
-    "One calibration row per favoured row of a frequency table: δ, its intervals, both mean counts, the IEM's share."
+def _calibration_rows(result: BiasAuditResult, ids: torch.Tensor, pairs: Mapping, codebook: torch.Tensor, kind: str,
+                      share: float) -> list[dict]:
+    "Calibration rows of one 'neutral' sample `ids`: per pair, top-n and measure, δ with its intervals, both mean counts, the IEM's share."
+    cfg = result.config
+    counts = {(name, p, n): count_set_tokens(ids, result.token_sets[(name, p, n)]) for name, pair in pairs.items() for p in pair
+              for n in result.positions}
+    selection = _set_selection(result.picks, pairs, result.positions, ids, cfg, len(codebook)) if result.picks else None
+    freq = pd.concat([frequency_table(counts, pairs, result.positions, cfg, result.coverage, normalize=nz,
+                                      set_selection=None if nz else selection)
+                      for nz in ((False, True) if result.coverage else (False,))])
+    iem_share = {name: _favoured_share(result.iems[name], ids, codebook) for name in pairs if name in result.iems}
     rows = []
     for r in freq[freq.favoured].itertuples():
         other = freq[(freq.attribute_pair == r.attribute_pair) & ~freq.favoured & (freq.top_n == r.top_n) & (freq.measure == r.measure)].iloc[0]
@@ -483,13 +488,7 @@ def mixture_calibration(result: BiasAuditResult, vqgm: VQGM, shares: Sequence[fl
         for s in shares:
             k_fav = int(round(s * n))
             ids = torch.cat([pool[fav][:k_fav], pool[oth][:n - k_fav]])
-            counts = {(name, p, t): count_set_tokens(ids, result.token_sets[(name, p, t)]) for p in (fav, oth) for t in result.positions}
-            sel = _set_selection(result.picks, {name: (fav, oth)}, result.positions, ids, cfg, len(cb)) if result.picks else None
-            freq = pd.concat([frequency_table(counts, {name: (fav, oth)}, result.positions, cfg, result.coverage, normalize=nz,
-                                              set_selection=None if nz else sel)
-                              for nz in ((False, True) if result.coverage else (False,))])
-            iem_share = {name: _favoured_share(result.iems[name], ids, cb)} if name in result.iems else {}
-            rows += _calibration_rows(freq, 'prompt_mixture', s, iem_share)
+            rows += _calibration_rows(result, ids, {name: (fav, oth)}, cb, 'prompt_mixture', s)
     return pd.DataFrame(rows)
 
 def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str = 'planted_share', calibration: str | None = None):
@@ -514,7 +513,7 @@ def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str 
     np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)"); np.atleast_1d(axs)[0].legend(fontsize=8)
     return axs
 
-# %% ../nbs/18_bias_audit.ipynb #9d9dfb4f
+# %% ../nbs/18_bias_audit.ipynb #fcc46fcb
 def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = None,
                    calibration: CalibrationConfig | None = None, progress: bool = True, sampling=None):
     "Audit the preset's world VQGM (its own sampler unless `sampling`) and calibrate (fine-tuned VQGMs and prompt mixtures) → (vqgm, result, calibration)."
@@ -529,7 +528,7 @@ def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = N
     t0 = time.time()
     # the sweep's table is cached under everything it is computed from (a second run reads it back)
     key = {'vqgm': vqgm_fingerprint(vqgm), 'world': world.config, 'neutral': neutral, 'audit': res.config, 'calibration': ccfg,
-           'token_sets': res.token_sets, 'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems}
+           'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems}   # the picks and res.config make the token sets
     cal = cached_frame(cache, 'bias_calibration', key, lambda: pd.concat(
         [bias_calibration(res, lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress), ccfg.shares,
                           codebook=vqgm.codebook, progress=progress),

@@ -312,7 +312,7 @@ def evaluate_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, sp
     logits, labels = predict_logits(model, store, codebook, split, batch_size)
     return {**topk_accuracy(logits, labels, ks), 'n': len(labels)}
 
-# %% ../nbs/10_iem_training.ipynb #63a39ed4
+# %% ../nbs/10_iem_training.ipynb #af396821
 def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, preset, cache=None, progress: bool = True,
                        train_config: TrainConfig | None = None, **iem_changes) -> tuple[nn.Module, dict]:
     "Train (or load from `cache`) IEM `arch` on `store` with `codebook` → (model in eval mode, metadata)."
@@ -321,7 +321,7 @@ def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, pre
     icfg = iem_config(arch, preset, info['n_classes'], **{'in_channels': info['embed_dim'], 'grid_size': info['grid_size'], **iem_changes})
     tcfg = train_config or TrainConfig.for_preset(preset, arch)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    key = {'iem': icfg, 'train': tcfg, 'store_provenance_hash': info['store_provenance_hash'], 'store_content_hash': info['store_content_hash'],
+    key = {'iem': icfg, 'train': tcfg, 'store_content_hash': info['store_content_hash'],
            'codebook_fingerprint': info['codebook_fingerprint'], 'grid_size': info['grid_size']}
 
     def build(folder: Path):

@@ -25,7 +25,7 @@ __all__ = ['EMBED_INITS', 'GPTConfig', 'CausalSelfAttention', 'Block', 'GPT', 'K
            'sample_tokens', 'PredictorConfig', 'init_code_embeddings', 'train_predictor', 'save_gpt', 'load_gpt',
            'SamplingConfig', 'WorldVQGM', 'build_world_vqgm', 'predictor_history']
 
-# %% ../nbs/05_predictor.ipynb #00af569e
+# %% ../nbs/05_predictor.ipynb #ecd64146
 @dataclass(frozen=True)
 class GPTConfig:
     "minGPT hyper-parameters (the names of taming's `GPTConfig`)."
@@ -127,7 +127,10 @@ class KVCache:
     def __init__(self, config: GPTConfig, batch_size: int, device=None, dtype=torch.float32):
         shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
         self.keys, self.values = torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype)
-        self.batch_size, self.length = batch_size, 0
+        self.length = 0   # positions filled so far
+
+    @property
+    def batch_size(self) -> int: return self.keys.shape[1]
 
 # %% ../nbs/05_predictor.ipynb #c3c3a4a9
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from .tis import TokenImportance
 # %% auto #0
 __all__ = ['check_top_n', 'top_positions', 'image_token_sets', 'positions_mask', 'check_top_k', 'token_frequencies',
            'top_k_table', 'concept_token_sets', 'frequency_baseline', 'token_set_lists', 'token_set_mask',
-           'explain_split', 'explainer_config', 'cached_explain_split', 'plot_top_tokens', 'plot_recurring_token']
+           'per_concept_index', 'explain_split', 'explainer_config', 'cached_explain_split', 'plot_top_tokens',
+           'plot_recurring_token']
 
 # %% ../nbs/12_token_sets.ipynb #4bfd7de9
 def check_top_n(n: int, n_positions: int) -> int:
@@ -109,7 +110,14 @@ def token_set_mask(ids: torch.Tensor, labels, sets: Sequence[torch.Tensor]) -> t
         out[sel] = torch.isin(ids[sel].cpu(), sets[c].cpu())
     return out
 
-# %% ../nbs/12_token_sets.ipynb #7d0e8c76
+# %% ../nbs/12_token_sets.ipynb #093816c9
+def per_concept_index(labels, n: int | None, n_concepts: int | None = None) -> np.ndarray:
+    "Indices of the first `n` items of each concept 0, 1, … in `labels`, concept after concept (all indices when n is None)."
+    labels = np.asarray(labels)
+    if n is None: return np.arange(len(labels))
+    n_concepts = int(labels.max()) + 1 if n_concepts is None else n_concepts
+    return np.concatenate([np.nonzero(labels == c)[0][:n] for c in range(n_concepts)]).astype(np.int64)
+
 def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str = 'train', index=None,
                   batch_size: int = 64, progress: bool = True) -> dict:
     "TIS maps (N, m, m) of a store split w.r.t. each image's own label, with its ids (N, m, m) and labels (N,)."
@@ -126,7 +134,7 @@ def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, spl
     tis = torch.cat(out) if out else torch.zeros(0, store.grid_size, store.grid_size)
     return {'tis': tis, 'ids': all_ids, 'labels': labels, 'index': torch.from_numpy(idx)}
 
-# %% ../nbs/12_token_sets.ipynb #583b1590
+# %% ../nbs/12_token_sets.ipynb #5a732a81
 def explainer_config(explainer: TokenImportance) -> dict:
     "The settings that determine an explainer's TIS maps."
     return dict(n_samples=explainer.n_samples, alpha=explainer.alpha, target=explainer.target, reduce=explainer.reduce,
@@ -135,11 +143,11 @@ def explainer_config(explainer: TokenImportance) -> dict:
 def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str, index=None,
                          cache: ArtifactCache | str | None = None, model_key=None, batch_size: int = 64,
                          progress: bool = True) -> dict:
-    "`explain_split`, cached in `cache` under (model_key, store provenance and content, explainer settings, split, images)."
+    "`explain_split`, cached in `cache` under (model_key, store content, explainer settings, split, images)."
     from safetensors.torch import save_file, load_file
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
-    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.provenance, 'store_content': store.content_hash,
+    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.content_hash,
            'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
     def build(folder):
         res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)
