@@ -386,7 +386,7 @@ class PlantedMixVQGM(RandomVQGM):
             out.append(torch.where(coin[:, None, None], a, b))
         return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
 
-# %% ../nbs/18_bias_audit.ipynb #a976fc86
+# %% ../nbs/18_bias_audit.ipynb #52e9582a
 @dataclass(frozen=True)
 class CalibrationConfig:
     "How to fine-tune the predictor on a planted neutral mix, and which shares to sweep."
@@ -395,7 +395,11 @@ class CalibrationConfig:
     steps: int = 150
     batch_size: int = 64
     lr: float = 1e-3
+    precision: str = 'fp32'       # 'bf16': fine-tuning under bf16 autocast, as the predictor was trained
     seed: int = 0
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @classmethod
     def for_preset(cls, preset='tiny', **changes) -> "CalibrationConfig":
@@ -403,6 +407,7 @@ class CalibrationConfig:
         p = get_preset(preset)
         base = dict(seed=p.seed)
         if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4)
+        else: base.update(precision='bf16' if native_bf16() else 'fp32')
         return cls(**{**base, **changes})
 
 def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
@@ -427,7 +432,8 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         hist = []
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
             b = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(dev)
-            logits = gpt(b[:, :-1])[..., :vqgm.codebook_size]
+            with autocast(cfg.precision, dev):
+                logits = gpt(b[:, :-1])[..., :vqgm.codebook_size].float()
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
             opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0); opt.step()
             hist.append(loss.item())

@@ -16,8 +16,9 @@ from .core import get_preset, PRESETS, atomic_path, write_json
 from .report import write_report
 
 # %% auto #0
-__all__ = ['default_notebooks_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'NotebookFailed',
-           'NotebookRun', 'run_notebook', 'reproduce', 'plan_paper_run', 'print_plan', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'default_notebooks_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
+           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'reproduce', 'plan_paper_run',
+           'print_plan', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -50,6 +51,22 @@ def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
     cells = [(c.cell_type, c.source) for c in nb.cells]
     blob = json.dumps({'cells': cells, 'parameters': parameters, 'library': library_fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+# %% ../nbs/90_cli.ipynb #ee0965c3
+REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir')
+
+def check_parameters_cell(path: str | os.PathLike) -> None:
+    "Raise unless notebook `path` has a cell tagged `parameters` that sets preset, out_dir and cache_dir."
+    import ast
+    nb = nbformat.read(str(path), as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
+    if not cells:
+        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters': papermill would run it with its own "
+                         f"defaults (output folder, cache), not the ones given")
+    names = {t.id for node in ast.walk(ast.parse(cells[0].source)) if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name)}
+    missing = [n for n in REQUIRED_PARAMETERS if n not in names]
+    if missing: raise ValueError(f"{Path(path).name}: its parameters cell does not set {missing}")
 
 # %% ../nbs/90_cli.ipynb #86a249bf
 class NotebookFailed(RuntimeError):
@@ -85,7 +102,7 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     if failed.exists(): failed.unlink()
     return target
 
-# %% ../nbs/90_cli.ipynb #7be1ade0
+# %% ../nbs/90_cli.ipynb #b19984e2
 def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
               cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
               extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True) -> list[NotebookRun]:
@@ -93,6 +110,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     get_preset(preset)  # refuse an unknown preset before running anything
     out = Path(out or f'paper_figures/out/{preset}').resolve(); out.mkdir(parents=True, exist_ok=True)
     paths = list_notebooks(notebooks or default_notebooks_dir(), only)
+    for path in paths: check_parameters_cell(path)
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, **(extra_parameters or {})}
     state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
