@@ -50,10 +50,10 @@ from cortex_nb.report import CLAIM_CHECKS, collect_claims
 # Claims of components whose issue is still open: the reproduction runs them and REPORT.md
 # shows whether they hold, but they are not yet asserted (see the closing notes in the tracker).
 NOT_YET_ASSERTED = {
-    'claims_fig4': 'issue 5: masking RE top-TIS positions is not below random at every n (min gap -0.007)',
-    'claims_table2': 'issue 5: under the ViT, CE and RE lower accuracy less than the frequency baseline',
-    'claims_ground_truth': 'issue 5: SmoothGrad top-1 inside the object x2.08 (CE) / x1.19 (RE) of random, < 2.5',
-    'claims_bias': 'issue 7: planted 80/20 bias not found (delta < 0.33 at every top-n); texture |delta| > 0.147 at 50/50; delta does not rise at every share',
+    'claims_fig4': 'issue 5: at n = 1 of 64 CE\'s top-TIS masking ties random (-0.001 / -0.005); RE is at random at every n',
+    'claims_table2': 'issue 5: RE under the CNN lowers accuracy less than the frequency baseline (-0.024 vs -0.048)',
+    'claims_ground_truth': 'issue 5: SmoothGrad top-1 inside the object x2.29 (CE) / x1.02 (RE) of random, < 2.5 (CE x2.08-2.51 over three trainings)',
+    'claims_bias': 'issue 7: planted 80/20 bias found only up to delta +0.31 (< 0.33); colour |delta| > 0.147 at 50/50; the fine-tuned calibration does not rise with the share',
 }
 
 
