@@ -52,11 +52,11 @@ def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
     blob = json.dumps({'cells': cells, 'parameters': parameters, 'library': library_fingerprint()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-# %% ../nbs/90_cli.ipynb #ee0965c3
-REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir')
+# %% ../nbs/90_cli.ipynb #5a88905f
+REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir', 'seed')
 
 def check_parameters_cell(path: str | os.PathLike) -> None:
-    "Raise unless notebook `path` has a cell tagged `parameters` that sets preset, out_dir and cache_dir."
+    "Raise unless notebook `path` has a cell tagged `parameters` that sets preset, out_dir, cache_dir and seed."
     import ast
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
@@ -102,16 +102,20 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     if failed.exists(): failed.unlink()
     return target
 
-# %% ../nbs/90_cli.ipynb #b19984e2
+# %% ../nbs/90_cli.ipynb #937a8d76
 def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
               cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
-              extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True) -> list[NotebookRun]:
-    "Run the reproduction notebooks in order for `preset`, writing everything into `out`."
+              extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True,
+              seed: int | None = None) -> list[NotebookRun]:
+    "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
     get_preset(preset)  # refuse an unknown preset before running anything
-    out = Path(out or f'paper_figures/out/{preset}').resolve(); out.mkdir(parents=True, exist_ok=True)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    out = Path(out or f'paper_figures/out/{preset}' + ('' if seed is None else f'-seed{seed}')).resolve()
+    out.mkdir(parents=True, exist_ok=True)
     paths = list_notebooks(notebooks or default_notebooks_dir(), only)
     for path in paths: check_parameters_cell(path)
-    parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, **(extra_parameters or {})}
+    parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **(extra_parameters or {})}
     state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
     for path in bar:
@@ -201,7 +205,7 @@ def print_plan(plan) -> None:
     print(shown.to_string(index=False, float_format=lambda v: f'{v:,.2f}'))
     print(f"total: {plan.gpu_hours.sum():,.1f} GPU hours, {plan.storage_gb.sum():,.1f} GB written")
 
-# %% ../nbs/90_cli.ipynb #01a95483
+# %% ../nbs/90_cli.ipynb #3ff245b1
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='cortex-nb', description='CORTEX: concept-centric token interpretation for VQGMs')
     sub = p.add_subparsers(dest='command', required=True)
@@ -212,6 +216,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--cache-dir', default=None, help="artifact cache (default $CORTEX_NB_CACHE or ~/.cache/cortex_nb)")
     r.add_argument('--only', nargs='*', default=None, help="run only these notebooks (names without .ipynb)")
     r.add_argument('--force', action='store_true', help="re-run notebooks even if unchanged")
+    r.add_argument('--seed', type=int, default=None,
+                   help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)")
     r.add_argument('--vqgan-config', default=None, help="taming VQGAN config.yaml (paper preset)")
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
     r.add_argument('--dry-run', action='store_true', help="check inputs and print the plan without running anything")
@@ -227,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             get_preset(args.preset)
             if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops)); return 0
-        runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra)
+        runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
+                         seed=args.seed)
     except (NotebookFailed, ValueError, FileNotFoundError) as e:
         print(f"cortex-nb: {e}", file=sys.stderr); return 1
     for r in runs: print(f"{r.status:8s} {r.name:28s} {r.seconds:7.1f}s")
