@@ -18,7 +18,7 @@ from .core import atomic_path, atomic_write
 __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'CALIBRATION_LABELS', 'CLAIM_CHECKS',
            'TABLES', 'OVERVIEW_PANELS', 'Claim', 'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2',
            'claims_ground_truth', 'claims_table5', 'claims_table3', 'claims_bias', 'collect_claims', 'overview_figure',
-           'write_report']
+           'write_report', 'replicate_claims']
 
 # %% ../nbs/80_report.ipynb #540c02b8
 PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
@@ -268,3 +268,18 @@ def write_report(out, preset: str = 'tiny') -> Path:
         md += [f'### {png.stem}', '', f'![{png.stem}]({png.name})', '']
     with atomic_write(out/'REPORT.md') as f: f.write('\n'.join(md))
     return out/'REPORT.md'
+
+# %% ../nbs/80_report.ipynb #1fd4a6c7
+def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) -> pd.DataFrame:
+    "Claims of several runs (`{name: out}` or a list of outs) side by side: each run's `ours`, and the runs it holds in."
+    outs = outs if isinstance(outs, dict) else {Path(o).name: o for o in outs}
+    if len(outs) < 1: raise ValueError("no runs given")
+    for name, o in outs.items():
+        if not Path(o).is_dir(): raise FileNotFoundError(f"run {name!r}: no output folder {o}")
+    runs = {name: collect_claims(o, checks).set_index(['table', 'claim']) for name, o in outs.items()}
+    first = next(iter(runs.values()))
+    table = pd.DataFrame({'paper': first['paper']})
+    for name, c in runs.items(): table[name] = c['ours'].where(c['holds'], c['ours'] + ' ❌')
+    holds = pd.concat([c['holds'].rename(n) for n, c in runs.items()], axis=1).fillna(False).astype(bool)
+    table['holds_in'] = [f'{k} of {len(runs)}' for k in holds.sum(1).reindex(table.index)]
+    return table.reset_index()
