@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import cortex_nb.predictor as predictor
 from cortex_nb.core import autocast, native_bf16
-from cortex_nb.predictor import GPT, GPTConfig
+from cortex_nb.predictor import GPT, GPTConfig, next_token_loss
 
 
 def plain_attention(q, k, v, **kwargs):
@@ -31,13 +31,12 @@ def time_steps(gpt, batches, precision, n_codes):
     gpt = copy.deepcopy(gpt).train()
     opt = torch.optim.AdamW(gpt.parameters(), lr=1e-3, betas=(0.9, 0.95))
     def step(batch):
-        with autocast(precision):
-            logits = gpt(batch[:, :-1])[..., :n_codes].float()
-        loss = F.cross_entropy(logits.reshape(-1, n_codes), batch[:, 1:].reshape(-1))
+        loss = next_token_loss(gpt, batch, n_codes, precision)
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0); opt.step()
-        return logits.detach()
-    first = step(batches[0])
+    with torch.no_grad(), autocast(precision):
+        first = gpt(batches[0][:, :-1])[..., :n_codes].float()
+    step(batches[0])
     t = time.perf_counter()
     for b in batches[1:]: step(b)
     return (time.perf_counter() - t) / (len(batches) - 1), first

@@ -386,7 +386,7 @@ class PlantedMixVQGM(RandomVQGM):
             out.append(torch.where(coin[:, None, None], a, b))
         return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
 
-# %% ../nbs/18_bias_audit.ipynb #52e9582a
+# %% ../nbs/18_bias_audit.ipynb #2912e2d1
 @dataclass(frozen=True)
 class CalibrationConfig:
     "How to fine-tune the predictor on a planted neutral mix, and which shares to sweep."
@@ -413,7 +413,7 @@ class CalibrationConfig:
 def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
                      cache=None, progress: bool = True):
     "A copy of the world VQGM whose GPT is fine-tuned on `neutral_prompt` grids rendered with `planted_share` (cached)."
-    from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt
+    from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt, next_token_loss
     if not isinstance(vqgm, WorldVQGM): raise TypeError(f"fine-tuning needs a WorldVQGM (tokenizer + GPT), got {type(vqgm).__name__}")
     if not 0 <= planted_share <= 1: raise ValueError(f"planted_share must be in [0, 1], got {planted_share!r}")
     cfg = cfg or CalibrationConfig()
@@ -432,9 +432,7 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         hist = []
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
             b = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(dev)
-            with autocast(cfg.precision, dev):
-                logits = gpt(b[:, :-1])[..., :vqgm.codebook_size].float()
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), b[:, 1:].reshape(-1))
+            loss = next_token_loss(gpt, b, vqgm.codebook_size, cfg.precision)
             opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0); opt.step()
             hist.append(loss.item())
         save_gpt(gpt.eval(), folder); write_json(folder/'history.json', {'loss': hist})

@@ -22,8 +22,9 @@ from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, world_for_p
 
 # %% auto #0
 __all__ = ['EMBED_INITS', 'GPTConfig', 'attention', 'CausalSelfAttention', 'Block', 'GPT', 'KVCache', 'ConditionVocab',
-           'check_sampling', 'sample_tokens', 'PredictorConfig', 'init_code_embeddings', 'train_predictor', 'save_gpt',
-           'load_gpt', 'SamplingConfig', 'WorldVQGM', 'build_world_vqgm', 'predictor_history']
+           'check_sampling', 'sample_tokens', 'PredictorConfig', 'init_code_embeddings', 'next_token_loss',
+           'train_predictor', 'save_gpt', 'load_gpt', 'SamplingConfig', 'WorldVQGM', 'build_world_vqgm',
+           'predictor_history']
 
 # %% ../nbs/05_predictor.ipynb #ed49ebdd
 @dataclass(frozen=True)
@@ -269,7 +270,13 @@ def init_code_embeddings(gpt: GPT, codebook: torch.Tensor, generator: torch.Gene
     gpt.head.weight[:K] = emb
     return gpt
 
-# %% ../nbs/05_predictor.ipynb #dc2c10af
+# %% ../nbs/05_predictor.ipynb #57a004f5
+def next_token_loss(gpt: GPT, batch: torch.Tensor, n_codes: int, precision: str = 'fp32') -> torch.Tensor:
+    "Cross-entropy of each next token of `batch` (B, 1 + T) over the `n_codes` codes (the condition is never a target)."
+    with autocast(precision, batch.device):
+        logits = gpt(batch[:, :-1])[..., :n_codes].float()
+    return F.cross_entropy(logits.reshape(-1, n_codes), batch[:, 1:].reshape(-1))
+
 def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tensor, codebook_size: int,
                     n_conditions: int, codebook: torch.Tensor | None = None, progress: bool = True,
                     device=None) -> tuple[GPT, dict]:
@@ -301,9 +308,7 @@ def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tens
         if vocab.null is not None:
             batch[torch.rand(len(batch), generator=g) < cfg.guidance_dropout, 0] = vocab.null
         batch = batch.to(device)
-        with autocast(cfg.precision, device):
-            logits = gpt(batch[:, :-1])[..., :codebook_size].float()       # targets are codes only
-        loss = F.cross_entropy(logits.reshape(-1, codebook_size), batch[:, 1:].reshape(-1))
+        loss = next_token_loss(gpt, batch, codebook_size, cfg.precision)
         opt.zero_grad(set_to_none=True); loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
         opt.step(); sched.step()
