@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from safetensors.torch import save_file, load_file
 
 from .core import *
-from .codebook import VQGM, RandomVQGM, condition_ids, check_codebook, embed_tokens
+from .codebook import VQGM, check_vqgm, RandomVQGM, condition_ids, check_codebook, embed_tokens
 from .store import TokenStore
 from .synthetic import build_synthetic_store
 from .iem_training import TrainConfig, get_iem_from_store
@@ -318,7 +318,7 @@ def neutral_counts(vqgm: VQGM, token_sets: Mapping, neutral_prompt: str, n: int,
 def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny', cache=None,
                config: BiasAuditConfig | None = None, vqgm_key: str | None = None, progress: bool = True) -> BiasAuditResult:
     "The bias audit of §5.1: binary IEM per attribute pair, T*_concept per attribute, token counts under the neutral prompt, Cliff's δ."
-    if not isinstance(vqgm, VQGM): raise TypeError(f"vqgm must implement the VQGM protocol, got {type(vqgm).__name__}")
+    check_vqgm(vqgm)
     cfg = config or BiasAuditConfig.for_preset(preset)
     pairs = check_attribute_prompts(attribute_prompts, neutral_prompt, vqgm.conditions)
     if cfg.n_neutral < 1: raise ValueError(f"the neutral sample is empty (n_neutral = {cfg.n_neutral})")

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # %% auto #0
-__all__ = ['check_codebook', 'check_token_ids', 'check_embedding', 'check_images', 'embed_tokens', 'quantize',
-           'codebook_fingerprint', 'VQGM', 'condition_ids', 'RandomVQGM']
+__all__ = ['VQGM_MEMBERS', 'check_codebook', 'check_token_ids', 'check_embedding', 'check_images', 'embed_tokens', 'quantize',
+           'codebook_fingerprint', 'VQGM', 'check_vqgm', 'condition_ids', 'RandomVQGM']
 
 # %% ../nbs/02_codebook.ipynb #7904579d
 def _nonfinite_report(x: torch.Tensor) -> str:
@@ -135,6 +135,15 @@ class VQGM(Protocol):
                temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
         "`n` token grids per condition, grouped by condition → ids (len(conditions)*n, m, m)."
 
+# %% ../nbs/02_codebook.ipynb #f61f47d3
+VQGM_MEMBERS = (*VQGM.__annotations__, 'encode', 'embed', 'decode', 'sample')
+
+def check_vqgm(model):
+    "Return `model` if it has every member of the `VQGM` protocol, else raise a TypeError naming the missing ones."
+    missing = [name for name in VQGM_MEMBERS if not hasattr(model, name)]
+    if missing: raise TypeError(f"{type(model).__name__} does not implement the VQGM protocol: it lacks {missing}")
+    return model
+
 # %% ../nbs/02_codebook.ipynb #010f3fd2
 def condition_ids(conditions: Sequence[str | int] | str | int, known: Sequence[str]) -> list[int]:
     "Map condition names or ids to ids (indices into `known`), refusing unknown ones."
@@ -170,16 +179,17 @@ class RandomVQGM(nn.Module):
         "Images (B,3,H,W) in [0,1] → ids (B,m,m): avg-pool, linear map to d channels, quantize."
         check_images(images, self.image_size)
         pooled = F.adaptive_avg_pool2d(images.to(self.proj), self.grid_size)
-        return quantize(torch.einsum('dc,bchw->bdhw', self.proj, pooled), self.codebook)
+        return quantize(torch.einsum('dc,bchw->bdhw', self.proj, pooled), self.codebook).to(images.device)
 
     def embed(self, ids): return embed_tokens(ids, self.codebook)
 
     def decode(self, x):
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
+        out_dev = x.device
         if not x.is_floating_point(): x = self.embed(x)
         check_embedding(x, self.codebook.shape[1], self.grid_size)
-        rgb = torch.einsum('cd,bdhw->bchw', torch.linalg.pinv(self.proj), x).clamp(0, 1)
-        return F.interpolate(rgb, scale_factor=self.image_size // self.grid_size, mode='nearest')
+        rgb = torch.einsum('cd,bdhw->bchw', torch.linalg.pinv(self.proj), x.to(self.proj)).clamp(0, 1)
+        return F.interpolate(rgb, scale_factor=self.image_size // self.grid_size, mode='nearest').to(out_dev)
 
     @torch.no_grad()
     def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0, top_k: int | None = None):
@@ -195,4 +205,4 @@ class RandomVQGM(nn.Module):
         g = torch.Generator().manual_seed(seed)
         probs = logits.softmax(1).cpu().repeat_interleave(n, 0)
         draws = torch.multinomial(probs, self.grid_size ** 2, replacement=True, generator=g) if n else torch.empty(0, self.grid_size**2, dtype=torch.long)
-        return draws.view(-1, self.grid_size, self.grid_size).to(self.codebook.device)
+        return draws.view(-1, self.grid_size, self.grid_size)

@@ -157,7 +157,7 @@ def _all_sum(values: Sequence[float], device) -> list[float]:
 def _validate(model: nn.Module, store: TokenStore, split: str, codebook: torch.Tensor, batch_size: int) -> tuple[float, float]:
     "(mean loss, top-1 accuracy) over the whole split, each process taking every world-th grid."
     rank, world = _dist_info()
-    model.eval()
+    model.eval(); codebook = codebook.to(next(model.parameters()).device)
     idx = np.arange(rank, store.count(split), world)
     tot = [0.0, 0.0, 0.0]
     for s in range(0, len(idx), batch_size):

@@ -194,6 +194,7 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
         raise ValueError(f"guidance_scale={guidance_scale} needs an unconditional token: this predictor was trained without one")
     was_training = gpt.training; gpt.eval()
     dev = next(gpt.parameters()).device
+    gen_dev = generator.device if generator is not None else dev   # a CPU generator may drive sampling on a GPU
     B = len(cond_tokens)
     x = cond_tokens.to(dev, torch.long)[:, None]
     if guided: x = torch.cat([x, torch.full_like(x, null_token)])
@@ -204,7 +205,7 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
         last = logits[:, -1].float()
         if guided: last = last[B:] + guidance_scale * (last[:B] - last[B:])
         probs = F.softmax(_filter_logits(last, temperature, top_k, n_codes), dim=-1)
-        nxt = torch.multinomial(probs, 1, generator=generator)
+        nxt = torch.multinomial(probs.to(gen_dev), 1, generator=generator).to(dev)
         out[:, t] = nxt[:, 0]
         x = torch.cat([nxt, nxt]) if guided else nxt
     gpt.train(was_training)

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import *
-from .codebook import VQGM, condition_ids, codebook_fingerprint, check_codebook
+from .codebook import VQGM, check_vqgm, condition_ids, codebook_fingerprint, check_codebook
 from .store import TokenStoreWriter, TokenStore
 
 # %% auto #0
@@ -55,7 +55,7 @@ def build_synthetic_store(vqgm: VQGM, root, n_train: int, n_val: int, n_test: in
                           temperature: float | None = None, top_k: int | None = None, shard_size: int = 4096,
                           provenance: dict | None = None, progress: bool = True, guidance_scale: float | None = None) -> TokenStore:
     "Sample `n_train`/`n_val`/`n_test` grids per condition from `vqgm` into a token store at `root`, resuming if present."
-    if not isinstance(vqgm, VQGM): raise TypeError(f"vqgm must implement the VQGM protocol, got {type(vqgm).__name__}")
+    check_vqgm(vqgm)
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test)))
     for sp, n in sizes.items():
         if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n_{sp} must be an int ≥ 0, got {n!r}")

@@ -274,29 +274,30 @@ class TamingVQGAN(nn.Module):
         return self.first_stage_model.latents(images.to(self.device) * 2 - 1)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        "Images (B,3,H,W) in [0,1] → token ids (B,m,m)."
-        return quantize(self.latents(images), self.codebook)
+        "Images (B,3,H,W) in [0,1] → token ids (B,m,m), on the images' device."
+        return quantize(self.latents(images), self.codebook).to(images.device)
 
     def embed(self, ids) -> torch.Tensor:
         "Ids (B,m,m) → E (B,d,m,m) = C[ids]."
         return embed_tokens(ids, self.codebook)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
-        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
+        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device."
+        out_dev = x.device
         if not x.is_floating_point(): x = self.embed(x)
         check_embedding(x, self.config.embed_dim, self.grid_size)
-        return ((self.first_stage_model.decode(x.to(self.device)) + 1) / 2).clamp(0, 1)
+        return ((self.first_stage_model.decode(x.to(self.device)) + 1) / 2).clamp(0, 1).to(out_dev)
 
     @torch.no_grad()
     def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0,
                top_k: int | None = None, batch_size: int | None = None) -> torch.Tensor:
-        "`n` token grids per class, grouped by class → ids (len(conditions)*n, m, m); class id is the first token."
+        "`n` token grids per class, grouped by class → ids (len(conditions)*n, m, m) on the CPU; class id is the first token."
         cids = condition_ids(conditions, self.conditions)
         if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
         if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         m = self.grid_size
         cond = torch.tensor(cids, dtype=torch.long, device=self.device).repeat_interleave(n)
-        if len(cond) == 0: return torch.empty(0, m, m, dtype=torch.long, device=self.device)
+        if len(cond) == 0: return torch.empty(0, m, m, dtype=torch.long)
         g = torch.Generator(device=self.device).manual_seed(seed)
         bs = batch_size or len(cond)
         out = [sample_tokens(self.transformer, cond[s:s + bs], m * m, temperature=temperature, top_k=top_k, generator=g,
@@ -304,7 +305,7 @@ class TamingVQGAN(nn.Module):
                for s in range(0, len(cond), bs)]
         ids = torch.cat(out).view(-1, m, m)
         check_token_ids(ids, self.config.n_embed)
-        return ids
+        return ids.cpu()
 
     def __repr__(self):
         c = self.config

@@ -88,16 +88,18 @@ class MinDalleVQGM(nn.Module):
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         "Ids (B,16,16) → E (B,256,16,16) = C[ids]."
         check_token_ids(ids, IMAGE_VOCAB)
-        return self.codebook[ids.long()].permute(0, 3, 1, 2).contiguous()
+        return self.codebook[ids.to(self.codebook.device, torch.long)].permute(0, 3, 1, 2).contiguous()
 
     @torch.no_grad()
     def decode(self, x: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
-        "E (B,256,16,16) or ids (B,16,16) → images (B,3,256,256) in [0,1] (min-dalle's post-quant conv + VQGAN decoder)."
+        "E (B,256,16,16) or ids (B,16,16) → images (B,3,256,256) in [0,1] on the input's device (min-dalle's post-quant conv + VQGAN decoder)."
+        out_dev = x.device
         if not x.is_floating_point(): x = self.embed(x)
         check_embedding(x, self.codebook.shape[1], IMAGE_GRID)
-        d = self.detokenizer
-        out = [d.decoder(d.post_quant_conv(x[s:s + batch_size].float())).clamp(0, 1) for s in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size)
+        d, dev = self.detokenizer, self.codebook.device
+        out = [d.decoder(d.post_quant_conv(x[s:s + batch_size].to(dev).float())).clamp(0, 1).to(out_dev)
+               for s in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, device=out_dev)
 
     def _text_tokens(self, text: str) -> torch.Tensor:
         "min-dalle's (2, T) text input: row 0 the unconditional [<s>, </s>], row 1 the prompt; padded with 1."

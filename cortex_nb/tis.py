@@ -131,8 +131,11 @@ class TokenImportance:
 
     def saliency(self, E: torch.Tensor, target, noise: torch.Tensor | None = None, index_offset: int = 0,
                  progress: bool = False) -> torch.Tensor:
-        "SmoothGrad saliency S (B, d, m, m) of eq. 3 (or (d, m, m) for one embedding)."
+        "SmoothGrad saliency S (B, d, m, m) of eq. 3 (or (d, m, m) for one embedding), on E's device (computed on the model's)."
         E, target, single = self._check(E, target)
+        out_dev = E.device
+        param = next(self.model.parameters(), None)
+        if param is not None: E = E.to(param.device)   # E may come from a VQGM on another device
         B, N = len(E), self.n_samples
         if noise is not None and tuple(noise.shape) != (B, N, *E.shape[1:]):
             raise ValueError(f"noise must have shape (B, N, d, m, m) = {(B, N, *E.shape[1:])}, got {tuple(noise.shape)}")
@@ -161,7 +164,7 @@ class TokenImportance:
             idx = (torch.nonzero(bad)[:, 0] + index_offset).tolist()
             raise ValueError(f"SmoothGrad gave non-finite gradients for {len(idx)} image(s), index {idx[:20]}"
                              f"{' …' if len(idx) > 20 else ''}; they cannot be ranked")
-        return S[0] if single else S
+        return (S[0] if single else S).to(out_dev)
 
     def attribute(self, E: torch.Tensor, target, noise: torch.Tensor | None = None, index_offset: int = 0,
                   return_saliency: bool = False, progress: bool = False):

@@ -124,10 +124,10 @@ class VQTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        "Images (B,3,H,W) in [0,1] → token ids (B,m,m), int64."
+        "Images (B,3,H,W) in [0,1] → token ids (B,m,m), int64, on the images' device (computed in chunks on the model's)."
         check_images(images, self.cfg.image_size)
         dev = self.codebook.device
-        out = [self.quantize(self.encode_continuous(images[s:s + batch_size].to(dev)))[2][2]
+        out = [self.quantize(self.encode_continuous(images[s:s + batch_size].to(dev)))[2][2].to(images.device)
                for s in range(0, len(images), batch_size)]
         return torch.cat(out).long() if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
 
@@ -136,11 +136,12 @@ class VQTokenizer(nn.Module):
         return embed_tokens(ids, self.codebook)
 
     def decode(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
+        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
+        out_dev = getattr(x, 'device', torch.device('cpu'))   # ids may come as a NumPy array
         if x.ndim == 3: x = self.embed(x)
         check_embedding(x, self.cfg.embed_dim, self.cfg.grid_size)
         dev = self.codebook.device
-        out = [self.decode_continuous(x[s:s + batch_size].to(dev)) for s in range(0, len(x), batch_size)]
+        out = [self.decode_continuous(x[s:s + batch_size].to(dev)).to(out_dev) for s in range(0, len(x), batch_size)]
         return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 # %% ../nbs/04_tokenizer.ipynb #8b2d611f
