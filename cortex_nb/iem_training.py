@@ -173,7 +173,8 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
               on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
     "Train `model` on the store's ids looked up in `codebook`; checkpoint to `folder` each epoch (resumable); return the history."
     folder = Path(folder); rank, world = _dist_info()
-    if world > 1 and torch.cuda.is_available(): device = device or torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    if world > 1 and dist.get_backend() == 'nccl': device = device or torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    elif world > 1: device = device or torch.device('cpu')   # a gloo group trains on CPUs, GPU or not
     device = get_device(device)
     info = data_info(store, codebook)
     c = _unwrap(model).config
