@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import cortex_nb
 from .core import get_preset, PRESETS, atomic_path, write_json
-from .report import write_report
+from .report import write_report, write_replicates_report
 
 # %% auto #0
 __all__ = ['REQUIRED_PARAMETERS', 'default_notebooks_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
@@ -222,13 +222,19 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
     r.add_argument('--dry-run', action='store_true', help="check inputs and print the plan without running anything")
     r.add_argument('--tflops', type=float, default=100.0, help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate")
+    rep = sub.add_parser('replicates', help="the claims of several reproduction runs (e.g. --seed replicates) side by side")
+    rep.add_argument('outs', nargs='+', help='output folders of reproduction runs')
+    rep.add_argument('--write', default=None, help='markdown file to write (default REPLICATES.md beside the first run)')
     return p
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `cortex-nb` console script."
     args = _parser().parse_args(argv)
-    extra = {k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt)) if v}
     try:
+        if args.command == 'replicates':
+            path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
+            print(f"{len(args.outs)} runs compared: {path}"); return 0
+        extra = {k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt)) if v}
         if args.dry_run:
             get_preset(args.preset)
             if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0

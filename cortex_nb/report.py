@@ -18,7 +18,7 @@ from .core import atomic_path, atomic_write
 __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'CALIBRATION_LABELS', 'CLAIM_CHECKS',
            'TABLES', 'OVERVIEW_PANELS', 'Claim', 'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2',
            'claims_ground_truth', 'claims_table5', 'claims_table3', 'claims_bias', 'collect_claims', 'overview_figure',
-           'write_report', 'replicate_claims']
+           'write_report', 'replicate_claims', 'write_replicates_report']
 
 # %% ../nbs/80_report.ipynb #540c02b8
 PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
@@ -272,6 +272,10 @@ def write_report(out, preset: str = 'tiny') -> Path:
 # %% ../nbs/80_report.ipynb #1fd4a6c7
 def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Claims of several runs (`{name: out}` or a list of outs) side by side: each run's `ours`, and the runs it holds in."
+    return _replicates(outs, checks)[0]
+
+def _replicates(outs, checks) -> tuple[pd.DataFrame, pd.Series]:
+    "(the side-by-side table, in how many runs each claim holds)."
     outs = outs if isinstance(outs, dict) else {Path(o).name: o for o in outs}
     if len(outs) < 1: raise ValueError("no runs given")
     for name, o in outs.items():
@@ -281,5 +285,18 @@ def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) ->
     table = pd.DataFrame({'paper': first['paper']})
     for name, c in runs.items(): table[name] = c['ours'].where(c['holds'], c['ours'] + ' ❌')
     holds = pd.concat([c['holds'].rename(n) for n, c in runs.items()], axis=1).fillna(False).astype(bool)
-    table['holds_in'] = [f'{k} of {len(runs)}' for k in holds.sum(1).reindex(table.index)]
-    return table.reset_index()
+    n_holds = holds.sum(1).reindex(table.index)
+    table['holds_in'] = [f'{k} of {len(runs)}' for k in n_holds]
+    return table.reset_index(), n_holds.reset_index(drop=True)
+
+def write_replicates_report(outs: dict | list, path, checks: list[Callable] | None = None) -> Path:
+    "Write `path` (markdown): the claims of several runs side by side, and how many hold in every run, in some, in none."
+    table, n_holds = _replicates(outs, checks)
+    runs = list(table.columns[3:-1])
+    every, none = int((n_holds == len(runs)).sum()), int((n_holds == 0).sum())
+    md = [f'# CORTEX replicates: {len(runs)} runs', '', 'Runs: ' + ', '.join(f'`{r}`' for r in runs), '',
+          f'Of {len(table)} claims, {every} hold in every run, {len(table) - every - none} in some and {none} in none. '
+          'A claim that holds in some runs only sits inside the spread of equally good trainings.', '',
+          _md_table(table, 200), '']
+    with atomic_write(Path(path)) as f: f.write('\n'.join(md))
+    return Path(path)
