@@ -224,9 +224,9 @@ TABLES = [('Tokenizer', 'tokenizer_metrics.csv', None), ('Evaluators on rendered
 
 def _md_table(df: pd.DataFrame, max_rows: int = 40) -> str:
     df = df.head(max_rows)
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
-    lines = ['| ' + ' | '.join(map(str, df.columns)) + ' |', '|' + '---|'*len(df.columns)]
-    lines += ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)]
+    cell = lambda v: (f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)).replace('|', r'\|')   # |δ| in a claim
+    lines = ['| ' + ' | '.join(map(cell, df.columns)) + ' |', '|' + '---|'*len(df.columns)]
+    lines += ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)]
     return '\n'.join(lines)
 
 OVERVIEW_PANELS = [('fig_world_concepts.png', '(a) the concept world: 10 concepts in 5 pairs that differ by one part; bottom row: object and part masks'),
