@@ -85,9 +85,9 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')
 
-def native_bf16(device: str | torch.device = 'cpu') -> bool:
-    "Whether `device` computes bfloat16 natively (a CPU with AVX-512 BF16 or AMX, or a bf16-capable GPU)."
-    device = torch.device(device)
+def native_bf16(device: str | torch.device | None = None) -> bool:
+    "Whether `device` (default: `get_device()`'s, where training runs) computes bfloat16 natively (AVX-512 BF16/AMX CPU, bf16 GPU)."
+    device = torch.device(device) if device is not None else get_device()
     if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError: return False
