@@ -24,6 +24,7 @@ from .store import TokenStore
 from .synthetic import build_synthetic_store
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
+from .token_sets import explain_split
 from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
@@ -190,13 +191,10 @@ def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor,
     if cfg.max_explain is not None: idx = idx[:cfg.max_explain]
     key = {'iem': iem_key, 'store': store.content_hash, 'label': int(label), 'n': int(idx.size), 'N': p.smoothgrad_samples,
            'alpha': p.smoothgrad_alpha, 'seed': cfg.seed, 'target': cfg.tis_target, 'reduce': cfg.tis_reduce}
-    def build(folder):
-        ids = torch.from_numpy(store.ids('train', idx).astype(np.int64))
+    def build(folder):   # each grid's own label is `label`, so explain_split's per-image targets are this attribute
         ti = TokenImportance.for_preset(iem, p, seed=cfg.seed, target=cfg.tis_target, reduce=cfg.tis_reduce)
-        cb = codebook.detach().float()
-        tis = [ti.attribute(embed_tokens(ids[s:s + 256], cb), label, index_offset=s)
-               for s in tqdm(range(0, len(ids), 256), disable=not progress, desc=f'TIS {store.conditions[label]}', leave=False)]
-        with atomic_path(folder/'tis.safetensors') as tmp: save_file({'ids': ids.contiguous(), 'tis': torch.cat(tis).contiguous()}, str(tmp))
+        ex = explain_split(ti, store, codebook, 'train', index=idx, batch_size=256, progress=progress)
+        with atomic_path(folder/'tis.safetensors') as tmp: save_file({'ids': ex['ids'].contiguous(), 'tis': ex['tis'].contiguous()}, str(tmp))
     t = load_file(str(_cache(cache).get_or_build('bias_tis', key, build, verbose=progress)/'tis.safetensors'))
     return t['ids'], t['tis']
 

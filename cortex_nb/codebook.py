@@ -136,7 +136,7 @@ class VQGM(Protocol):
         "`n` token grids per condition, grouped by condition → ids (len(conditions)*n, m, m)."
 
 # %% ../nbs/02_codebook.ipynb #f61f47d3
-VQGM_MEMBERS = (*VQGM.__annotations__, 'encode', 'embed', 'decode', 'sample')
+VQGM_MEMBERS = (*VQGM.__annotations__, *(name for name, v in vars(VQGM).items() if callable(v) and not name.startswith('_')))
 
 def check_vqgm(model):
     "Return `model` if it has every member of the `VQGM` protocol, else raise a TypeError naming the missing ones."
