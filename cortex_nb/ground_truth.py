@@ -20,7 +20,7 @@ from .token_sets import top_positions, check_top_n
 # %% auto #0
 __all__ = ['INSIDE_RULES', 'GT_METHODS', 'CONTROL_METHODS', 'cell_coverage', 'inside_cells', 'localization_scores',
            'center_prior_map', 'saliency_map', 'integrated_gradients_map', 'occlusion_map', 'most_frequent_token',
-           'attribution_maps', 'world_grids', 'ground_truth_table', 'plot_localization']
+           'attribution_maps', 'world_grids', 'ground_truth_table', 'plot_localization', 'top1_lattice_share']
 
 # %% ../nbs/14_ground_truth.ipynb #394982c6
 INSIDE_RULES = ('majority', 'any')
@@ -39,16 +39,17 @@ def inside_cells(coverage: torch.Tensor, rule: str = 'majority') -> torch.Tensor
 
 # %% ../nbs/14_ground_truth.ipynb #f29598d4
 def localization_scores(scores: torch.Tensor, inside: torch.Tensor, top_n: int) -> dict:
-    "Pointing (top-1 inside), precision@top_n and their random expectation (inside share), averaged over images."
+    "Pointing (top-1 inside), precision@top_n and their random expectation (inside share), averaged over images; and how often the top-1 is one same position."
     if scores.shape != inside.shape: raise ValueError(f"scores {tuple(scores.shape)} and masks {tuple(inside.shape)} differ in shape")
     m2 = scores.shape[1] * scores.shape[2]
     order = top_positions(scores.float(), check_top_n(top_n, m2))
     hit = inside.flatten(1).gather(1, order.to(inside.device)).float()
     rand = inside.flatten(1).float().mean(1)
     pointing, expect = hit[:, 0].mean().item(), rand.mean().item()
+    mode_share = torch.bincount(order[:, 0].cpu(), minlength=m2).max().item() / len(order)   # 1: the top-1 ignores the image
     return dict(pointing=pointing, random_expectation=expect, ratio=pointing / expect if expect > 0 else float('nan'),
                 precision=hit.mean().item(), precision_ratio=hit.mean().item() / expect if expect > 0 else float('nan'),
-                top_n=top_n, n_images=len(scores))
+                top_n=top_n, top1_mode_share=mode_share, n_images=len(scores))
 
 # %% ../nbs/14_ground_truth.ipynb #5f252d19
 GT_METHODS = ('smoothgrad', 'saliency', 'integrated_gradients', 'occlusion')
@@ -154,3 +155,11 @@ def plot_localization(df: pd.DataFrame, title: str = 'Pointing at ground truth (
     ax.set_xticklabels(['/'.join(map(str, g)) for g in groups], fontsize=8); ax.set_ylabel('pointing / random')
     ax.legend(fontsize=7); ax.set_title(title, fontsize=9); fig.tight_layout()
     return fig
+
+# %% ../nbs/14_ground_truth.ipynb #613ffd8a
+def top1_lattice_share(scores: torch.Tensor, stride: int) -> float:
+    "Share of images (B, m, m) whose top-1 position has row and column divisible by `stride` (chance: 1/stride² on a multiple-of-stride grid)."
+    if scores.ndim != 3 or scores.shape[1] != scores.shape[2]: raise ValueError(f"scores must be (B, m, m), got shape {tuple(scores.shape)}")
+    if stride < 1: raise ValueError(f"stride must be a positive integer, got {stride}")
+    m = scores.shape[-1]; top1 = top_positions(scores.float(), 1)[:, 0]
+    return ((top1 // m % stride == 0) & (top1 % m % stride == 0)).float().mean().item()

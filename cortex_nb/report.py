@@ -139,8 +139,9 @@ def claims_ground_truth(out) -> list[Claim]:
     rows = g[(g.method == 'smoothgrad') & (g['mask'] == 'object') & (g.iem.isin(['ce', 're']) if 'iem' in g else True)]
     for _, row in rows.iterrows():
         who = f"{row['iem'].upper()} " if 'iem' in row else ''
+        mode = f'; {row.top1_mode_share:.0%} of top-1s on one cell' if 'top1_mode_share' in row else ''   # a map blind to the image
         claims.append(Claim('ground_truth', f'{who}SmoothGrad top-1 inside the object mask ≥ 2.5× random',
-                            '— (not measurable on ImageNet)', f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f})',
+                            '— (not measurable on ImageNet)', f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f}{mode})',
                             bool(row.ratio >= 2.5)))
     return claims or [_missing('ground_truth', 'smoothgrad row present')]
 
