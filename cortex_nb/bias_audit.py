@@ -422,7 +422,7 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         w = type(world)(wcfg)
         g = seed_everything(cfg.seed)
         imgs = w.sample(cfg.n_images, seed=cfg.seed + 99, conditions=[neutral_prompt]).torch().float()
-        dev = next(vqgm.gpt.parameters()).device
+        dev = model_device(vqgm.gpt)
         with torch.no_grad(): toks = vqgm.encode(imgs.to(dev)).cpu()
         seqs = vqgm.sequences([cid] * len(toks), toks)
         gpt = copy.deepcopy(vqgm.gpt).train()
@@ -435,7 +435,7 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
             hist.append(loss.item())
         save_gpt(gpt.eval(), folder); write_json(folder/'history.json', {'loss': hist})
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)
-    return vqgm.with_gpt(load_gpt(folder, device=next(vqgm.gpt.parameters()).device))
+    return vqgm.with_gpt(load_gpt(folder, device=model_device(vqgm.gpt)))
 
 @torch.no_grad()
 def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:

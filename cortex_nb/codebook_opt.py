@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import Preset, get_preset, scale_positions
+from .core import Preset, get_preset, model_device, scale_positions
 from .codebook import check_codebook, check_token_ids, embed_tokens, quantize
 
 # %% auto #0
@@ -243,7 +243,7 @@ class _MaskedOptimizer:
 
     def __repr__(self): return f"{type(self).__name__}({type(self.iem).__name__}, K={self.codebook.shape[0]}, {self.config})"
 
-    def _device(self): return next(self.iem.parameters()).device
+    def _device(self): return model_device(self.iem)
 
     def _prepare(self, ids, mask, target):
         if isinstance(ids, np.ndarray): ids = torch.from_numpy(ids.astype(np.int64))

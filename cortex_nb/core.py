@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #eca37878
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, os, random, shutil, tempfile
+import contextlib, dataclasses, hashlib, itertools, json, os, random, shutil, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'native_bf16',
-           'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache',
-           'cached_frame']
+__all__ = ['PRESETS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'model_device',
+           'native_bf16', 'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir',
+           'ArtifactCache', 'cached_frame']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
             raise RuntimeError(f"Device {prefer!r} was requested but CUDA is not available on this machine")
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    "The device `model` computes on: its first parameter's, else its first buffer's, else the CPU."
+    first = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return first.device if first is not None else torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')

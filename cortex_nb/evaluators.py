@@ -21,7 +21,8 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.layers import HybridEmbed
 from tqdm.auto import tqdm
 
-from .core import ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_preset, native_bf16, seed_everything, write_json
+from .core import (ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_preset, model_device, native_bf16,
+                            seed_everything, write_json)
 from .world import ConceptWorld, WorldConfig
 
 # %% auto #0
@@ -189,7 +190,7 @@ class Evaluator:
     @property
     def name(self) -> str: return self.config.arch
     @property
-    def device(self) -> torch.device: return next(self.model.parameters()).device
+    def device(self) -> torch.device: return model_device(self.model)
 
     def to(self, device) -> "Evaluator":
         "Move the network to `device` (in place); returns self."

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .core import ArtifactCache, Preset, atomic_path, config_hash, get_device, get_preset, seed_everything, write_json
+from .core import ArtifactCache, Preset, atomic_path, config_hash, get_device, get_preset, model_device, seed_everything, write_json
 from .codebook import RandomVQGM, check_codebook, codebook_fingerprint, embed_tokens
 from .store import TokenStore, TokenStoreWriter, check_codebook_for_store
 from .iem import IEM_CONFIGS, build_iem, iem_config, iem_from_config
@@ -157,7 +157,7 @@ def _all_sum(values: Sequence[float], device) -> list[float]:
 def _validate(model: nn.Module, store: TokenStore, split: str, codebook: torch.Tensor, batch_size: int) -> tuple[float, float]:
     "(mean loss, top-1 accuracy) over the whole split, each process taking every world-th grid."
     rank, world = _dist_info()
-    model.eval(); codebook = codebook.to(next(model.parameters()).device)
+    model.eval(); codebook = codebook.to(model_device(model))
     idx = np.arange(rank, store.count(split), world)
     tot = [0.0, 0.0, 0.0]
     for s in range(0, len(idx), batch_size):
@@ -287,7 +287,7 @@ def load_iem(folder, codebook=None, grid_size: int | None = None, n_classes: int
 def predict_logits(model: nn.Module, store: TokenStore, codebook: torch.Tensor, split: str = 'test',
                    batch_size: int = 256, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     "Logits (N, n) and labels (N,) of `model` (eval mode) on a whole split, on the CPU."
-    dev = get_device(device) if device is not None else next(model.parameters()).device
+    dev = get_device(device) if device is not None else model_device(model)
     model = model.to(dev).eval(); cb = codebook.detach().to(dev, torch.float32)
     out, labs = [], []
     for s in range(0, store.count(split), batch_size):

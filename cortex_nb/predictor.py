@@ -193,7 +193,7 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
     if guided and null_token is None:
         raise ValueError(f"guidance_scale={guidance_scale} needs an unconditional token: this predictor was trained without one")
     was_training = gpt.training; gpt.eval()
-    dev = next(gpt.parameters()).device
+    dev = model_device(gpt)
     gen_dev = generator.device if generator is not None else dev   # a CPU generator may drive sampling on a GPU
     B = len(cond_tokens)
     x = cond_tokens.to(dev, torch.long)[:, None]
@@ -414,7 +414,7 @@ class WorldVQGM(nn.Module):
         ids = condition_ids(conditions, self.conditions)
         if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
         sc = self.sampling.replace(temperature=temperature, top_k=top_k, guidance_scale=guidance_scale)
-        dev = next(self.gpt.parameters()).device
+        dev = model_device(self.gpt)
         g = torch.Generator(device=dev).manual_seed(int(seed))
         cond = self.vocab.tokens(ids).repeat_interleave(n)
         m = self.grid_size

@@ -125,7 +125,7 @@ def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, spl
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
     all_ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
     labels = torch.from_numpy(store.labels(split)[idx].astype(np.int64))
-    dev = next(explainer.model.parameters()).device
+    dev = model_device(explainer.model)
     cb = codebook.detach().to(dev, torch.float32)
     out = []
     for s in tqdm(range(0, len(idx), batch_size), desc=f'TIS {split}', disable=not progress, leave=False):
