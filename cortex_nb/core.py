@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything', 'get_device', 'model_device',
-           'native_bf16', 'autocast', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir',
-           'ArtifactCache', 'cached_frame']
+__all__ = ['PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything',
+           'get_device', 'model_device', 'set_torch_threads', 'native_bf16', 'autocast', 'atomic_path', 'atomic_write',
+           'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache', 'cached_frame']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -86,6 +86,15 @@ def model_device(model: torch.nn.Module) -> torch.device:
     "The device `model` computes on: its first parameter's, else its first buffer's, else the CPU."
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
     return first.device if first is not None else torch.device('cpu')
+
+SMALL_PRESET_THREADS = 2   # CI's two cores
+
+def set_torch_threads(preset: str | Preset) -> int:
+    "Cap torch's CPU threads at 2 for small presets trained on the CPU (any such run then gives CI's numbers); leave every core to 'paper' and to GPU runs. Return the count."
+    every_core = get_preset(preset).name == 'paper' or get_device().type != 'cpu'
+    n = torch.get_num_threads() if every_core else max(1, min(SMALL_PRESET_THREADS, torch.get_num_threads()))
+    torch.set_num_threads(n)
+    return n
 
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')
