@@ -24,15 +24,14 @@ from .store import TokenStore
 from .synthetic import build_synthetic_store
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
-from .token_sets import explain_split
+from .token_sets import explain_split, image_token_sets, concept_token_sets
 from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
-__all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'image_top_tokens', 'token_set_from_picks', 'concept_token_set',
-           'count_set_tokens', 'set_selection_interval', 'vqgm_fingerprint', 'attribute_store', 'binary_iem',
-           'explain_attribute', 'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM',
-           'CalibrationConfig', 'finetune_neutral', 'bias_calibration', 'mixture_calibration', 'plot_calibration',
-           'run_bias_audit']
+__all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks', 'concept_token_set', 'count_set_tokens',
+           'set_selection_interval', 'vqgm_fingerprint', 'attribute_store', 'binary_iem', 'explain_attribute',
+           'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig',
+           'finetune_neutral', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'run_bias_audit']
 
 # %% ../nbs/18_bias_audit.ipynb #055bee33
 @dataclass(frozen=True)
@@ -95,16 +94,10 @@ def check_attribute_prompts(attribute_prompts, neutral_prompt: str, known: Seque
     return out
 
 # %% ../nbs/18_bias_audit.ipynb #4188310b
-def image_top_tokens(ids: torch.Tensor, tis: torch.Tensor, n: int) -> torch.Tensor:
-    "T*_image: token ids (N, n) at each image's n highest-TIS positions (eq. 5, first line)."
-    if ids.shape != tis.shape or ids.ndim != 3: raise ValueError(f"ids and tis must both be (N, m, m), got {tuple(ids.shape)} and {tuple(tis.shape)}")
-    if not 1 <= n <= ids.shape[1] * ids.shape[2]: raise ValueError(f"n must be in [1, m²={ids.shape[1] * ids.shape[2]}], got {n}")
-    pos = tis.flatten(1).float().topk(n, dim=1).indices
-    return ids.flatten(1).gather(1, pos)
-
-def _presence(picks: torch.Tensor, K: int) -> torch.Tensor:
-    "(N, K) float: 1 where image i's picks contain token t (a token counts once per image)."
-    return torch.zeros(len(picks), K).scatter_(1, picks.cpu().long(), 1.0)
+def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:
+    "(N, K) float: how many of image i's picks are token t (every pick counts, as in `token_sets.token_frequencies`)."
+    picks = picks.cpu().long()
+    return torch.zeros(len(picks), K).scatter_add_(1, picks, torch.ones(picks.shape))
 
 def _ranked_ids(freq: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     "The k best ids of each row of `freq` (B, K), by frequency then smaller id → (ids (B, k), whether each has frequency > 0)."
@@ -114,13 +107,13 @@ def _ranked_ids(freq: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]
     return top, freq.gather(1, top) > 0
 
 def token_set_from_picks(picks: torch.Tensor, k: int, codebook_size: int) -> torch.Tensor:
-    "The k token ids found in the most rows of `picks` (N, n) (each row a set: a token counts once per image); ties → smaller id."
-    top, seen = _ranked_ids(_presence(picks, int(codebook_size)).sum(0, keepdim=True), k)
-    return top[0][seen[0]]
+    "T*_concept from top-n picks (N, n): the k ids most frequent among them, by `token_sets.concept_token_sets` (ties → smaller id)."
+    table = concept_token_sets(picks, torch.zeros(len(picks), dtype=torch.long), k, int(codebook_size), 1)
+    return torch.as_tensor(table['token_id'].to_numpy(np.int64))
 
 def concept_token_set(ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, codebook_size: int | None = None) -> torch.Tensor:
-    "T*_concept: the k token ids in the most per-image top-n sets (eq. 5); ties broken by smaller id."
-    return token_set_from_picks(image_top_tokens(ids, tis, n), k, int(codebook_size or int(ids.max()) + 1))
+    "T*_concept of one attribute's images (eq. 5): T*_image by `token_sets.image_token_sets`, then `token_set_from_picks`."
+    return token_set_from_picks(image_token_sets(tis, ids, n)[1], k, int(codebook_size or int(ids.max()) + 1))
 
 def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     "Per image, the number of positions whose token id is in `token_set` → int array (N,)."
@@ -143,7 +136,7 @@ def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tens
     hist = torch.zeros(len(neutral_ids), K).scatter_add_(1, neutral_ids.flatten(1).cpu().long(), torch.ones(neutral_ids.flatten(1).shape))
     counts, stability = [], []
     for picks in (picks_favoured, picks_other):
-        present = _presence(picks, K)
+        present = _pick_counts(picks, K)
         idx = g.integers(0, len(picks), (n_resamples, len(picks)))                 # resample images with replacement
         weights = torch.from_numpy(np.stack([np.bincount(r, minlength=len(picks)) for r in idx])).float()
         sets = _top_k_sets(weights @ present, k)                                   # (B, K)
@@ -338,7 +331,7 @@ def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny'
             examples[prompt] = own[:12]
             for n, n_pos in positions.items():
                 key = (name, prompt, n)
-                picks[key] = image_top_tokens(ids, tis, n_pos)
+                picks[key] = image_token_sets(tis, ids, n_pos)[1]
                 sets[key] = token_set_from_picks(picks[key], cfg.k, K)
                 coverage[key] = float(count_set_tokens(own, sets[key]).mean())
                 coverage_other[key] = float(count_set_tokens(other, sets[key]).mean())
@@ -530,7 +523,8 @@ def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = N
     t0 = time.time()
     # the sweep's table is cached under everything it is computed from (a second run reads it back)
     key = {'vqgm': vqgm_fingerprint(vqgm), 'world': world.config, 'neutral': neutral, 'audit': res.config, 'calibration': ccfg,
-           'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems}   # the picks and res.config make the token sets
+           'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems,   # the picks and res.config make the token sets
+           'token_sets': 'token_sets.concept_token_sets'}                    # …by this rule (every pick counts)
     cal = cached_frame(cache, 'bias_calibration', key, lambda: pd.concat(
         [bias_calibration(res, lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress), ccfg.shares,
                           codebook=vqgm.codebook, progress=progress),
