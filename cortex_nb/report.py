@@ -218,6 +218,7 @@ TABLES = [('Tokenizer', 'tokenizer_metrics.csv', None), ('Evaluators on rendered
           ('Fig. 4 — image-level masking', 'fig4_image_level_masking.csv', None),
           ('Table 2 — concept-level masking', 'table2_concept_level_masking.csv', PAPER_TABLE2),
           ('Ground truth localization (beyond the paper)', 'gt_localization.csv', None),
+          ('Fig. 4 ranked by other attributions (beyond the paper)', 'fig4_rankings.csv', None),
           ('Table 5 — codebook-level editing', 'table5_codebook_editing.csv', PAPER_TABLE5),
           ('Table 3 — bias IEM accuracy', 'table3_bias_iem_accuracy.csv', PAPER_TABLE3),
           ('Table 4 — token frequency and Cliff\'s δ', 'table4_bias_frequency.csv', PAPER_TABLE4),
