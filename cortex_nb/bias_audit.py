@@ -94,18 +94,6 @@ def check_attribute_prompts(attribute_prompts, neutral_prompt: str, known: Seque
     return out
 
 # %% ../nbs/18_bias_audit.ipynb #4188310b
-def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:
-    "(N, K) float: how many of image i's picks are token t (every pick counts, as in `token_sets.token_frequencies`)."
-    picks = picks.cpu().long()
-    return torch.zeros(len(picks), K).scatter_add_(1, picks, torch.ones(picks.shape))
-
-def _ranked_ids(freq: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    "The k best ids of each row of `freq` (B, K), by frequency then smaller id → (ids (B, k), whether each has frequency > 0)."
-    K = freq.shape[1]
-    score = freq.double() * (K + 1) + (K - 1 - torch.arange(K, dtype=torch.float64))   # frequency first, then smaller id
-    top = score.topk(min(k, K), dim=1).indices
-    return top, freq.gather(1, top) > 0
-
 def token_set_from_picks(picks: torch.Tensor, k: int, codebook_size: int) -> torch.Tensor:
     "T*_concept from top-n picks (N, n): the k ids most frequent among them, by `token_sets.concept_token_sets` (ties → smaller id)."
     table = concept_token_sets(picks, torch.zeros(len(picks), dtype=torch.long), k, int(codebook_size), 1)
@@ -121,10 +109,17 @@ def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     return torch.isin(ids.flatten(1), torch.as_tensor(token_set, dtype=ids.dtype)).sum(1).cpu().numpy()
 
 # %% ../nbs/18_bias_audit.ipynb #6c03d515
+def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:
+    "(N, K) float: how many of image i's picks are token t (every pick counts, as in `token_sets.token_frequencies`)."
+    picks = picks.cpu().long()
+    return torch.zeros(len(picks), K).scatter_add_(1, picks, torch.ones(picks.shape))
+
 def _top_k_sets(freq: torch.Tensor, k: int) -> torch.Tensor:
     "(B, K) bool membership of the k most frequent ids of each row of `freq` (B, K); ties → smaller id; never a zero-frequency id."
-    top, seen = _ranked_ids(freq, k)
-    return torch.zeros_like(freq, dtype=torch.bool).scatter_(1, top, seen)
+    K = freq.shape[1]
+    score = freq.double() * (K + 1) + (K - 1 - torch.arange(K, dtype=torch.float64))   # frequency first, then smaller id
+    top = score.topk(min(k, K), dim=1).indices
+    return torch.zeros_like(freq, dtype=torch.bool).scatter_(1, top, freq.gather(1, top) > 0)
 
 def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tensor, neutral_ids: torch.Tensor, k: int,
                            codebook_size: int, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0) -> dict:
@@ -133,7 +128,7 @@ def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tens
     if len(picks_favoured) == 0 or len(picks_other) == 0: raise ValueError("each attribute needs at least one image's picks")
     g, K = np.random.default_rng(seed), int(codebook_size)
     # per image of the neutral sample, how many positions hold each id: counts of a set = hist @ membership
-    hist = torch.zeros(len(neutral_ids), K).scatter_add_(1, neutral_ids.flatten(1).cpu().long(), torch.ones(neutral_ids.flatten(1).shape))
+    hist = _pick_counts(neutral_ids.flatten(1), K)
     counts, stability = [], []
     for picks in (picks_favoured, picks_other):
         present = _pick_counts(picks, K)

@@ -68,6 +68,7 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
             p = true_class_prob(ev, black_out(images, positions_mask(order[:, :check_top_n(n, m * m)], m)), labels)
             rows.append(dict(evaluator=ename, selection='tis', n_masked=n, prob=p.mean().item(),
                              prob_sem=(p.std() / len(p) ** 0.5).item(), prob_unmasked=p0.mean().item(), n_images=len(p)))
+            if not random_seeds: continue                # no random curve: the caller has one
             def rand_prob(s):
                 return true_class_prob(ev, black_out(images, positions_mask(
                     random_positions(len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)), m)), labels)
