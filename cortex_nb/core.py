@@ -82,10 +82,10 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    "The device `model` computes on: its first parameter's, else its first buffer's, else the CPU."
+def model_device(model: torch.nn.Module, default: str | torch.device | None = None) -> torch.device:
+    "The device `model` computes on: its first parameter's, else its first buffer's, else `default` (the CPU if None)."
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
-    return first.device if first is not None else torch.device('cpu')
+    return first.device if first is not None else torch.device(default if default is not None else 'cpu')
 
 SMALL_PRESET_THREADS = 2   # CI's two cores
 

@@ -276,10 +276,24 @@ def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) ->
     "Claims of several runs (`{name: out}` or a list of outs) side by side: each run's `ours`, and the runs it holds in."
     return _replicates(outs, checks)[0]
 
-def _replicates(outs, checks) -> tuple[pd.DataFrame, pd.Series]:
-    "(the side-by-side table, in how many runs each claim holds)."
-    outs = outs if isinstance(outs, dict) else {Path(o).name: o for o in outs}
-    if len(outs) < 1: raise ValueError("no runs given")
+_REPLICATE_COLUMNS = ('table', 'claim', 'paper', 'holds_in')
+
+def _named_runs(outs: dict | list) -> dict:
+    "{run name: folder}: a dict as given, a list named by folder names, which must then differ."
+    if isinstance(outs, dict): named = dict(outs)
+    else:
+        names = [Path(o).name for o in outs]
+        same = sorted({n for n in names if names.count(n) > 1})
+        if same: raise ValueError(f"runs {same} share a folder name; pass {{name: folder}} to tell them apart")
+        named = dict(zip(names, outs))
+    if len(named) < 1: raise ValueError("no runs given")
+    clash = sorted(set(named) & set(_REPLICATE_COLUMNS))
+    if clash: raise ValueError(f"run name(s) {clash} are column names of the table; pass {{name: folder}} with other names")
+    return named
+
+def _replicates(outs, checks) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    "(the side-by-side table, in how many runs each claim holds, the run names)."
+    outs = _named_runs(outs)
     for name, o in outs.items():
         if not Path(o).is_dir(): raise FileNotFoundError(f"run {name!r}: no output folder {o}")
     runs = {name: collect_claims(o, checks).set_index(['table', 'claim']) for name, o in outs.items()}
@@ -289,12 +303,11 @@ def _replicates(outs, checks) -> tuple[pd.DataFrame, pd.Series]:
     holds = pd.concat([c['holds'].rename(n) for n, c in runs.items()], axis=1).fillna(False).astype(bool)
     n_holds = holds.sum(1).reindex(table.index)
     table['holds_in'] = [f'{k} of {len(runs)}' for k in n_holds]
-    return table.reset_index(), n_holds.reset_index(drop=True)
+    return table.reset_index(), n_holds.reset_index(drop=True), list(runs)
 
 def write_replicates_report(outs: dict | list, path, checks: list[Callable] | None = None) -> Path:
     "Write `path` (markdown): the claims of several runs side by side, and how many hold in every run, in some, in none."
-    table, n_holds = _replicates(outs, checks)
-    runs = list(table.columns[3:-1])
+    table, n_holds, runs = _replicates(outs, checks)
     every, none = int((n_holds == len(runs)).sum()), int((n_holds == 0).sum())
     md = [f'# CORTEX replicates: {len(runs)} runs', '', 'Runs: ' + ', '.join(f'`{r}`' for r in runs), '',
           f'Of {len(table)} claims, {every} hold in every run, {len(table) - every - none} in some and {none} in none. '

@@ -134,8 +134,7 @@ class TokenImportance:
         "SmoothGrad saliency S (B, d, m, m) of eq. 3 (or (d, m, m) for one embedding), on E's device (computed on the model's)."
         E, target, single = self._check(E, target)
         out_dev = E.device
-        param = next(self.model.parameters(), None)
-        if param is not None: E = E.to(param.device)   # E may come from a VQGM on another device
+        E = E.to(model_device(self.model, default=E.device))   # E may come from a VQGM on another device
         B, N = len(E), self.n_samples
         if noise is not None and tuple(noise.shape) != (B, N, *E.shape[1:]):
             raise ValueError(f"noise must have shape (B, N, d, m, m) = {(B, N, *E.shape[1:])}, got {tuple(noise.shape)}")
