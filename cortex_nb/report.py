@@ -140,6 +140,7 @@ def claims_ground_truth(out) -> list[Claim]:
     for _, row in rows.iterrows():
         who = f"{row['iem'].upper()} " if 'iem' in row else ''
         mode = f'; {row.top1_mode_share:.0%} of top-1s on one cell' if 'top1_mode_share' in row else ''   # a map blind to the image
+        mode += f'; IEM accuracy {row.iem_accuracy:.0%} on these images' if 'iem_accuracy' in row else ''   # trained on samples, not on them
         claims.append(Claim('ground_truth', f'{who}SmoothGrad top-1 inside the object mask ≥ 2.5× random',
                             '— (not measurable on ImageNet)', f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f}{mode})',
                             bool(row.ratio >= 2.5)))
