@@ -428,7 +428,7 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
 @torch.no_grad()
 def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:
     "Fraction of grids the binary IEM assigns to label 0 (the favoured attribute)."
-    iem.eval(); cb = codebook.detach().float()
+    iem.eval(); cb = codebook.detach().float().to(model_device(iem))   # ids follow the codebook (embed_tokens)
     pred = torch.cat([iem(embed_tokens(ids[s:s + 512], cb)).argmax(1) for s in range(0, len(ids), 512)])
     return float((pred == 0).float().mean())
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_iem_training.ipynb #db9f8293
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, time
+import argparse, dataclasses, json, math, os, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,7 +25,7 @@ from .iem import IEM_CONFIGS, build_iem, iem_config, iem_from_config
 # %% auto #0
 __all__ = ['TrainConfig', 'WarmupCosine', 'make_optimizer', 'IdBatches', 'train_batches', 'to_embeddings', 'make_random_store',
            'data_info', 'save_iem', 'train_iem', 'load_iem', 'predict_logits', 'topk_accuracy', 'evaluate_iem',
-           'get_iem_from_store', 'get_iem', 'init_distributed', 'load_codebook', 'main']
+           'get_iem_from_store', 'get_iem', 'distributed_backend', 'init_distributed', 'load_codebook', 'main']
 
 # %% ../nbs/10_iem_training.ipynb #8632be49
 @dataclass(frozen=True)
@@ -349,10 +349,19 @@ def get_iem(arch: str, preset='tiny', cache=None, progress: bool = True) -> tupl
     return get_iem_from_store(arch, store, vqgm.codebook, preset, cache=cache, progress=progress)
 
 # %% ../nbs/10_iem_training.ipynb #8612311b
+def distributed_backend(n_local: int, n_gpus: int) -> str:
+    "NCCL when each of this node's `n_local` processes has a GPU of its own, else gloo (which trains on CPUs)."
+    return 'nccl' if 0 < n_local <= n_gpus else 'gloo'
+
 def init_distributed() -> tuple[int, int]:
-    "Join the process group torchrun describes in the environment (NCCL on GPUs, gloo on CPU) → (rank, world)."
-    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and not dist.is_initialized():
-        backend = 'nccl' if torch.cuda.is_available() else 'gloo'
+    "Join the process group torchrun describes in the environment (NCCL with a GPU per process, else gloo on CPUs) → (rank, world)."
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world > 1 and not dist.is_initialized():
+        n_local, n_gpus = int(os.environ.get('LOCAL_WORLD_SIZE', world)), torch.cuda.device_count() if torch.cuda.is_available() else 0
+        backend = distributed_backend(n_local, n_gpus)
+        if backend == 'gloo' and n_gpus:
+            warnings.warn(f"{n_local} processes on this node but {n_gpus} GPU(s): training on CPUs with gloo "
+                          f"(start at most {n_gpus} per node, --nproc_per_node={n_gpus}, to train on the GPUs with NCCL)")
         if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group(backend)
     return _dist_info()
@@ -380,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     ap.add_argument('--epochs', type=int); ap.add_argument('--batch-size', type=int); ap.add_argument('--lr', type=float)
     ap.add_argument('--seed', type=int); ap.add_argument('--freeze-batchnorm', action='store_true')
     ap.add_argument('--iem', default='{}', help='JSON of architecture config changes, e.g. \'{"width": 64}\'')
+    ap.add_argument('--device', help='cpu, cuda or cuda:i (default: CUDA when present; under torchrun, the gloo backend trains on CPUs)')
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
     owns_group = not (dist.is_available() and dist.is_initialized())
@@ -393,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
         seed_everything(tcfg.seed)
         changes = {'in_channels': codebook.shape[1], 'grid_size': store.grid_size, **json.loads(a.iem)}   # d, m from the data
         model = build_iem(a.arch, a.preset, len(store.conditions), **changes)
-        history = train_iem(model, store, codebook, tcfg, a.out, progress=not a.no_progress)
+        history = train_iem(model, store, codebook, tcfg, a.out, device=a.device, progress=not a.no_progress)
         metrics = None
         if rank == 0:
             metrics = {**evaluate_iem(load_iem(a.out, codebook, store.grid_size, len(store.conditions)), store, codebook, 'test'),

@@ -126,7 +126,7 @@ class TokenImportance:
             if out.ndim != 2: raise ValueError(f"the model must return (B, n_classes) outputs, got shape {tuple(out.shape)}")
             if int(target.max()) >= out.shape[1]:
                 raise ValueError(f"concept id {int(target.max())} is out of range for a model of {out.shape[1]} concepts")
-            (g,) = torch.autograd.grad(_target_output(out, target, self.target).sum(), X)
+            (g,) = torch.autograd.grad(_target_output(out, target.to(out.device), self.target).sum(), X)   # ids may stay on the CPU
         return g.float()
 
     def saliency(self, E: torch.Tensor, target, noise: torch.Tensor | None = None, index_offset: int = 0,

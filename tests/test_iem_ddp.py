@@ -56,7 +56,7 @@ def test_ddp_step_equals_single_process(data):
     torch.set_num_threads(1)
     mp.spawn(_worker, args=(2, _free_port(), str(data)), nprocs=2, join=True)
     for arch in ARCHS:
-        single = main(_args(data, arch, data/f'single-{arch}', '--epochs', '1', '--freeze-batchnorm'))
+        single = main(_args(data, arch, data/f'single-{arch}', '--epochs', '1', '--freeze-batchnorm', '--device', 'cpu'))   # as the gloo group, GPU or not
         ddp = json.loads((data/f'ddp-{arch}'/'metrics.json').read_text())
         assert ddp['world_size'] == 2 and single['world_size'] == 1
         a = torch.load(data/f'single-{arch}'/'state.pt', weights_only=True)
