@@ -52,7 +52,7 @@ def localization_scores(scores: torch.Tensor, inside: torch.Tensor, top_n: int) 
                 top_n=top_n, top1_mode_share=mode_share, n_images=len(scores))
 
 # %% ../nbs/14_ground_truth.ipynb #5f252d19
-GT_METHODS = ('smoothgrad', 'saliency', 'integrated_gradients', 'occlusion')
+GT_METHODS = ('smoothgrad', 'smoothgrad_logit_signed', 'saliency', 'integrated_gradients', 'occlusion')
 CONTROL_METHODS = ('center_prior',)
 
 def center_prior_map(batch: int, grid_size: int) -> torch.Tensor:
@@ -109,6 +109,10 @@ def attribution_maps(model: nn.Module, E: torch.Tensor, labels, methods: Sequenc
     out = {}
     for name in methods:
         if name == 'smoothgrad': out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).attribute(E, labels)
+        elif name == 'smoothgrad_logit_signed':   # the authors' code: same N, α and noise; logit target, max of the signed S
+            sg = smoothgrad or TokenImportance.for_preset(model, preset)
+            out[name] = TokenImportance(model, sg.n_samples, sg.alpha, target='logit', reduce='signed', seed=sg.seed,
+                                        max_batch=sg.max_batch).attribute(E, labels)
         elif name == 'saliency': out[name] = saliency_map(model, E, labels)
         elif name == 'integrated_gradients': out[name] = integrated_gradients_map(model, E, labels)
         elif name == 'center_prior': out[name] = center_prior_map(len(E), E.shape[-1])
