@@ -106,7 +106,7 @@ def concept_token_set(ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, code
 def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     "Per image, the number of positions whose token id is in `token_set` → int array (N,)."
     if ids.ndim != 3: raise ValueError(f"ids must be (N, m, m), got shape {tuple(ids.shape)}")
-    return torch.isin(ids.flatten(1), torch.as_tensor(token_set, dtype=ids.dtype)).sum(1).cpu().numpy()
+    return torch.isin(ids.flatten(1).cpu(), torch.as_tensor(token_set).cpu().to(ids.dtype)).sum(1).numpy()
 
 # %% ../nbs/18_bias_audit.ipynb #6c03d515
 def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:

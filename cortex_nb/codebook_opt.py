@@ -353,7 +353,7 @@ def full_matrix_token_selection(iem: nn.Module, codebook: torch.Tensor, ids: tor
                                 steps: int, lr: float = 0.01, tau: float = 1.0, seed: int = 0, noise: bool = True,
                                 masked_init: torch.Tensor | None = None) -> torch.Tensor:
     "The authors' formulation for one grid: full (m², K) P, fixed rows one-hot at ±300, masked gradient → final argmax grid (m, m)."
-    K = codebook.shape[0]; m = ids.shape[-1]; dev = codebook.device
+    K = codebook.shape[0]; m = ids.shape[-1]; dev = model_device(iem, default=codebook.device); codebook = codebook.to(dev)
     flat, M = ids.reshape(-1).to(dev), mask.reshape(-1, 1).to(dev, torch.float32)
     gen = torch.Generator(device=dev).manual_seed(seed)
     P = torch.full((m * m, K), -300.0, device=dev)

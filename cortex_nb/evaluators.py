@@ -21,7 +21,7 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.layers import HybridEmbed
 from tqdm.auto import tqdm
 
-from .core import (ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_preset, model_device, native_bf16,
+from .core import (ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_device, get_preset, model_device, native_bf16,
                             seed_everything, write_json)
 from .world import ConceptWorld, WorldConfig
 
@@ -220,7 +220,7 @@ class Evaluator:
 
     def accuracy(self, images, labels, batch_size: int = 256) -> float:
         "Top-1 accuracy on `images` with true class ids `labels`."
-        labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        labels = torch.as_tensor(labels).cpu().to(torch.int64)   # a list, an array or a tensor on any device
         if labels.shape != (len(images),): raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
         if len(labels) == 0: raise ValueError("accuracy of an empty set of images is undefined")
         if labels.min() < 0 or labels.max() >= self.config.n_classes:
@@ -318,7 +318,7 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
         raise ValueError(f"world renders {world.config.image_size}px images but the evaluator expects {config.image_size}px")
     if world.n_classes != config.n_classes:
         raise ValueError(f"world has {world.n_classes} concepts but the evaluator expects {config.n_classes}")
-    device = torch.device(device) if device is not None else torch.device('cpu')
+    device = get_device(device)     # the GPU when present, as every other training step
     g = seed_everything(seed)
     model = build_evaluator_model(config).to(device).to(memory_format=torch.channels_last).train()
     ev = Evaluator(model, config, world.concepts)
@@ -351,7 +351,7 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
 def score_images(evaluators: dict[str, Evaluator], images, labels, per_concept: bool = True,
                  batch_size: int = 256) -> pd.DataFrame:
     "Accuracy and true-class probability of each evaluator, per concept and overall (`concept == 'all'`)."
-    labels = np.asarray(labels, dtype=np.int64)
+    labels = torch.as_tensor(labels).cpu().numpy().astype(np.int64)
     if not evaluators: raise ValueError("no evaluators given")
     rows = []
     for name, ev in evaluators.items():
@@ -404,7 +404,7 @@ def get_evaluators(preset: str | Preset = 'tiny', cache: ArtifactCache | str | o
                    world: ConceptWorld | None = None, archs: Sequence[str] | None = None, device=None,
                    progress: bool = True, **changes) -> dict[str, Evaluator]:
     "The evaluators of `preset` by name: {'cnn', 'vit'} trained on the world and cached, or the paper's four torchvision models."
-    p = get_preset(preset)
+    p, device = get_preset(preset), get_device(device)    # evaluators score where the IEMs train: the GPU when present
     if p.name == 'paper':
         return {a: load_torchvision_evaluator(a, device=device) for a in (archs or PAPER_EVALUATORS)}
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)

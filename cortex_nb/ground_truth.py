@@ -65,24 +65,27 @@ def _prob_fn(model): return lambda x: model(x).float().softmax(-1)
 def saliency_map(model: nn.Module, E: torch.Tensor, labels) -> torch.Tensor:
     "Plain gradient of the concept probability (captum Saliency), max over channels of |∇| → (B, m, m)."
     from captum.attr import Saliency
-    labels = check_targets(labels, len(E), model_dims(model)[2])
+    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
+    E = E.to(model_device(model, default=dev))     # computed where the model is, returned where E was
     with _explaining(model):
         S = Saliency(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), target=labels.to(E.device), abs=False)
-    return reduce_saliency(S.float(), 'abs')
+    return reduce_saliency(S.float(), 'abs').to(dev)
 
 def integrated_gradients_map(model: nn.Module, E: torch.Tensor, labels, n_steps: int = 32, internal_batch_size: int = 512) -> torch.Tensor:
     "Integrated gradients (captum) of the concept probability from E = 0, summed over the channels → (B, m, m)."
     from captum.attr import IntegratedGradients
-    labels = check_targets(labels, len(E), model_dims(model)[2])
+    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
+    E = E.to(model_device(model, default=dev))
     with _explaining(model):
         A = IntegratedGradients(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), baselines=torch.zeros_like(E), target=labels.to(E.device),
                                                            n_steps=n_steps, internal_batch_size=internal_batch_size)
-    return A.float().sum(1)
+    return A.float().sum(1).to(dev)
 
 @torch.no_grad()
 def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
     "Drop of the concept probability when each token is replaced by the codebook entry `replacement` (d,) → (B, m, m)."
-    labels = check_targets(labels, len(E), model_dims(model)[2])
+    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
+    E = E.to(model_device(model, default=dev))
     B, d, m, _ = E.shape
     if replacement.shape != (d,): raise ValueError(f"replacement must be one codebook entry of shape ({d},), got {tuple(replacement.shape)}")
     fn = _prob_fn(model)
@@ -96,7 +99,7 @@ def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.
             X = torch.where(eye[None], replacement.view(1, 1, d, 1, 1).to(E), e[:, None]).reshape(b * m * m, d, m, m)
             p = fn(X).view(b, m * m, -1).gather(2, labels[s:s + b].view(b, 1, 1).expand(b, m * m, 1).to(E.device))[..., 0]
             out[s:s + b] = p0[s:s + b, None] - p.cpu()
-    return out.view(B, m, m)
+    return out.view(B, m, m).to(dev)
 
 def most_frequent_token(ids) -> int:
     "The most frequent token id of a set of grids (ties to the lower id)."

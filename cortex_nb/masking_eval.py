@@ -88,7 +88,7 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
 def concept_level_masking(images: torch.Tensor, ids: torch.Tensor, labels, token_sets: Sequence[torch.Tensor],
                           evaluators: Mapping[str, object], method: str) -> pd.DataFrame:
     "Accuracy / true-concept probability before and after masking each image's concept token set → DataFrame (Table 2)."
-    labels = torch.as_tensor(labels).long()
+    labels = torch.as_tensor(labels).long().cpu()      # evaluators return probabilities on the CPU
     mask = token_set_mask(ids, labels, token_sets)
     masked = black_out(images, mask)
     rows = []

@@ -176,8 +176,8 @@ class TokenImportance:
 def smoothgrad_loop(model: nn.Module, E: torch.Tensor, target, noise: torch.Tensor, alpha: float = 0.2,
                     target_kind: str = 'prob', create_graph: bool = True) -> torch.Tensor:
     "SmoothGrad S (B, d, m, m) with one backward per image × noise sample (the authors' scheme); `noise` (B, N, d, m, m)."
-    E = E.detach(); B, N = noise.shape[:2]
-    target = check_targets(target, len(E), model_dims(model)[2])
+    dev = E.device; E = E.detach().to(model_device(model, default=dev)); B, N = noise.shape[:2]
+    target, noise = check_targets(target, len(E), model_dims(model)[2]).to(E.device), noise.to(E.device)
     sigma = smoothgrad_sigma(E, alpha).view(-1, 1, 1, 1)
     S = torch.zeros_like(E)
     model.eval()
@@ -188,4 +188,4 @@ def smoothgrad_loop(model: nn.Module, E: torch.Tensor, target, noise: torch.Tens
             for i in range(B):
                 (g,) = torch.autograd.grad(f[i], X, retain_graph=True, create_graph=create_graph)
                 S[i] += g[i].detach()
-    return S / N
+    return (S / N).to(dev)

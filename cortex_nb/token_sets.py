@@ -101,13 +101,13 @@ def token_set_lists(table: pd.DataFrame, concepts: Sequence) -> list[torch.Tenso
 # %% ../nbs/12_token_sets.ipynb #95a9a366
 def token_set_mask(ids: torch.Tensor, labels, sets: Sequence[torch.Tensor]) -> torch.Tensor:
     "Boolean (B, m, m): True where the token id is in the token set of the image's concept `sets[label]`."
-    ids, labels = torch.as_tensor(ids), torch.as_tensor(labels).long().reshape(-1)
+    ids, labels = torch.as_tensor(ids).cpu(), torch.as_tensor(labels).long().reshape(-1).cpu()
     if len(ids) != len(labels): raise ValueError(f"{len(ids)} grids but {len(labels)} labels")
     if len(labels) and int(labels.max()) >= len(sets): raise ValueError(f"concept label {int(labels.max())} has no token set ({len(sets)} sets)")
     out = torch.zeros(ids.shape, dtype=torch.bool)
     for c in torch.unique(labels).tolist():
         sel = labels == c
-        out[sel] = torch.isin(ids[sel].cpu(), sets[c].cpu())
+        out[sel] = torch.isin(ids[sel], sets[c].cpu())
     return out
 
 # %% ../nbs/12_token_sets.ipynb #093816c9
