@@ -81,7 +81,8 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
             pr = torch.stack(pr)
             per_img = pr.mean(0)
             rows.append(dict(evaluator=ename, selection='random', n_masked=n, prob=per_img.mean().item(),
-                             prob_sem=(per_img.std() / len(per_img) ** 0.5).item(), prob_unmasked=p0.mean().item(), n_images=len(p)))
+                             prob_sem=(per_img.std() / len(per_img) ** 0.5).item(), prob_unmasked=p0.mean().item(), n_images=len(p),
+                             gap_sem=((per_img - p).std() / len(p) ** 0.5).item()))   # paired over images: s.e. of random − top-n
     return pd.DataFrame(rows)
 
 # %% ../nbs/13_masking_eval.ipynb #12b23350

@@ -106,8 +106,10 @@ def claims_fig4(out) -> list[Claim]:
     for (iem, ev), g in f[f.iem.isin(['ce', 're'])].groupby(['iem', 'evaluator']):
         p = g.pivot_table(index='n_masked', columns='selection', values='prob')
         gap = (p['random'] - p['tis'])
+        se = g[g.selection == 'random'].set_index('n_masked')['gap_sem'].get(gap.idxmin()) if 'gap_sem' in g else None
+        se = f' (± {se:.3f} paired s.e.)' if se is not None and np.isfinite(se) else ''
         claims.append(Claim('fig4', f'{iem.upper()}/{ev}: P(tis) < P(random) at every n', 'holds (ViT-B/16, B/32)',
-                            f'min gap {gap.min():+.3f} at n = {gap.idxmin()}; > 0 at {int((gap > 0).sum())} of {len(gap)} n, '
+                            f'min gap {gap.min():+.3f}{se} at n = {gap.idxmin()}; > 0 at {int((gap > 0).sum())} of {len(gap)} n, '
                             f'{gap.iloc[-1]:+.3f} at n = {gap.index[-1]}', bool((gap > 0).all())))
     return claims
 
