@@ -80,7 +80,8 @@ def claims_vqgm(out) -> list[Claim]:
     if timing is not None and 'tokenizer_train_seconds' in timing:
         cols = [c for c in timing.columns if c.endswith('_train_seconds') or c == 'predictor_tokenize_seconds']
         minutes = float(timing[cols].iloc[0].sum()) / 60
-        claims.append(Claim('vqgm_budget', 'tokenizer + predictor + evaluators train in ≤ 20 min (tiny, CPU)', '',
+        where = 'GPU' if 'device' in timing and timing['device'].iloc[0] == 'cuda' else 'CPU'
+        claims.append(Claim('vqgm_budget', f'tokenizer + predictor + evaluators train in ≤ 20 min (tiny, {where})', '',
                             f'{minutes:.1f} min', bool(minutes <= 20), timed=True))
     return claims
 
