@@ -25,6 +25,7 @@ from cortex_nb.codebook import embed_tokens
 from cortex_nb.evaluators import get_evaluators
 from cortex_nb.ground_truth import world_grids, cell_coverage, inside_cells, localization_scores
 from cortex_nb.iem_training import get_iem_from_store
+from cortex_nb.predictor import build_world_vqgm
 from cortex_nb.synthetic import SyntheticConfig, get_synthetic_store, store_images
 from cortex_nb.tis import TokenImportance
 from cortex_nb.tokenizer import world_for_preset
@@ -41,18 +42,19 @@ def main():
     torch.set_num_threads(a.threads)
     P, cache = get_preset(a.preset), ArtifactCache(None)
     world, evaluator = world_for_preset(P), get_evaluators(P, cache=cache)['cnn']
+    vqgm = build_world_vqgm(P, cache, progress=False)          # one tokenizer and predictor; only the sampling differs by scale
+    gt = world_grids(vqgm, world, a.n_per_concept)
+    E_world, m = embed_tokens(gt['ids'], vqgm.codebook.float()), gt['ids'].shape[-1]
+    masks = {k: inside_cells(cell_coverage(gt[f'{k}_mask'], m)) for k in ('object', 'part')}
     shapes = [c.split('-')[0] for c in world.concepts]            # 'disk-horn' → 'disk': the concept without its part
     shape = lambda labels: [shapes[int(c)] for c in labels]
     print('| guidance | samples: CNN acc | IEM | IEM acc, own test | IEM acc, world images | shape right | object ×random | part ×random |')
     print('|---|---|---|---|---|---|---|---|')
     for g in a.scales:
-        vqgm, store = get_synthetic_store(P, cache=cache, cfg=SyntheticConfig.for_preset(P, guidance_scale=g), progress=False)
-        codebook, m = vqgm.codebook.float(), store.grid_size
+        _, store = get_synthetic_store(P, cache=cache, cfg=SyntheticConfig.for_preset(P, guidance_scale=g), progress=False)
         test_labels = torch.as_tensor(store.labels('test'))
         with torch.no_grad(): sample_acc = (evaluator.predict(store_images(vqgm, store, 'test', range(len(test_labels)))) == test_labels).float().mean()
-        gt = world_grids(vqgm, world, a.n_per_concept)
-        E_world, E_test = embed_tokens(gt['ids'], codebook), embed_tokens(torch.as_tensor(store.ids('test')), codebook)
-        masks = {k: inside_cells(cell_coverage(gt[f'{k}_mask'], m)) for k in ('object', 'part')}
+        E_test = embed_tokens(torch.as_tensor(store.ids('test')), vqgm.codebook.float())
         for arch in a.iems:
             model, _ = get_iem_from_store(arch, store, vqgm.codebook, P, cache=cache, progress=False)
             with torch.no_grad(): own, pred = (model(E_test).argmax(1) == test_labels).float().mean(), model(E_world).argmax(1)

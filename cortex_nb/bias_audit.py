@@ -24,7 +24,7 @@ from .store import TokenStore
 from .synthetic import build_synthetic_store
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
-from .token_sets import explain_split, image_token_sets, concept_token_sets
+from .token_sets import explain_split, image_token_sets, concept_token_sets, token_frequencies
 from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
@@ -110,9 +110,8 @@ def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
 
 # %% ../nbs/18_bias_audit.ipynb #6c03d515
 def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:
-    "(N, K) float: how many of image i's picks are token t (every pick counts, as in `token_sets.token_frequencies`)."
-    picks = picks.cpu().long()
-    return torch.zeros(len(picks), K).scatter_add_(1, picks, torch.ones(picks.shape))
+    "(N, K) float: how many of image i's picks are token t: `token_sets.token_frequencies` with every image its own group."
+    return token_frequencies(picks, torch.arange(len(picks)), K, len(picks)).float()
 
 def _top_k_sets(freq: torch.Tensor, k: int) -> torch.Tensor:
     "(B, K) bool membership of the k most frequent ids of each row of `freq` (B, K); ties → smaller id; never a zero-frequency id."

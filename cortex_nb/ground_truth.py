@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 
 from .core import *
-from .tis import TokenImportance, check_targets, model_dims, reduce_saliency, _explaining
+from .tis import TokenImportance, check_targets, model_dims, reduce_saliency, _explaining, _to_model
 from .token_sets import top_positions, check_top_n
 
 # %% auto #0
@@ -65,8 +65,8 @@ def _prob_fn(model): return lambda x: model(x).float().softmax(-1)
 def saliency_map(model: nn.Module, E: torch.Tensor, labels) -> torch.Tensor:
     "Plain gradient of the concept probability (captum Saliency), max over channels of |∇| → (B, m, m)."
     from captum.attr import Saliency
-    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
-    E = E.to(model_device(model, default=dev))     # computed where the model is, returned where E was
+    labels = check_targets(labels, len(E), model_dims(model)[2])
+    E, dev = _to_model(model, E)
     with _explaining(model):
         S = Saliency(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), target=labels.to(E.device), abs=False)
     return reduce_saliency(S.float(), 'abs').to(dev)
@@ -74,8 +74,8 @@ def saliency_map(model: nn.Module, E: torch.Tensor, labels) -> torch.Tensor:
 def integrated_gradients_map(model: nn.Module, E: torch.Tensor, labels, n_steps: int = 32, internal_batch_size: int = 512) -> torch.Tensor:
     "Integrated gradients (captum) of the concept probability from E = 0, summed over the channels → (B, m, m)."
     from captum.attr import IntegratedGradients
-    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
-    E = E.to(model_device(model, default=dev))
+    labels = check_targets(labels, len(E), model_dims(model)[2])
+    E, dev = _to_model(model, E)
     with _explaining(model):
         A = IntegratedGradients(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), baselines=torch.zeros_like(E), target=labels.to(E.device),
                                                            n_steps=n_steps, internal_batch_size=internal_batch_size)
@@ -84,8 +84,8 @@ def integrated_gradients_map(model: nn.Module, E: torch.Tensor, labels, n_steps:
 @torch.no_grad()
 def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
     "Drop of the concept probability when each token is replaced by the codebook entry `replacement` (d,) → (B, m, m)."
-    labels, dev = check_targets(labels, len(E), model_dims(model)[2]), E.device
-    E = E.to(model_device(model, default=dev))
+    labels = check_targets(labels, len(E), model_dims(model)[2])
+    E, dev = _to_model(model, E)
     B, d, m, _ = E.shape
     if replacement.shape != (d,): raise ValueError(f"replacement must be one codebook entry of shape ({d},), got {tuple(replacement.shape)}")
     fn = _prob_fn(model)
@@ -113,9 +113,7 @@ def attribution_maps(model: nn.Module, E: torch.Tensor, labels, methods: Sequenc
     for name in methods:
         if name == 'smoothgrad': out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).attribute(E, labels)
         elif name == 'smoothgrad_logit_signed':   # the authors' code: same N, α and noise; logit target, max of the signed S
-            sg = smoothgrad or TokenImportance.for_preset(model, preset)
-            out[name] = TokenImportance(model, sg.n_samples, sg.alpha, target='logit', reduce='signed', seed=sg.seed,
-                                        max_batch=sg.max_batch).attribute(E, labels)
+            out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).replace(target='logit', reduce='signed').attribute(E, labels)
         elif name == 'saliency': out[name] = saliency_map(model, E, labels)
         elif name == 'integrated_gradients': out[name] = integrated_gradients_map(model, E, labels)
         elif name == 'center_prior': out[name] = center_prior_map(len(E), E.shape[-1])

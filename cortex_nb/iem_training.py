@@ -357,7 +357,7 @@ def init_distributed() -> tuple[int, int]:
     "Join the process group torchrun describes in the environment (NCCL with a GPU per process, else gloo on CPUs) → (rank, world)."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     if world > 1 and not dist.is_initialized():
-        n_local, n_gpus = int(os.environ.get('LOCAL_WORLD_SIZE', world)), torch.cuda.device_count() if torch.cuda.is_available() else 0
+        n_local, n_gpus = int(os.environ.get('LOCAL_WORLD_SIZE', world)), torch.cuda.device_count()
         backend = distributed_backend(n_local, n_gpus)
         if backend == 'gloo' and n_gpus:
             warnings.warn(f"{n_local} processes on this node but {n_gpus} GPU(s): training on CPUs with gloo "

@@ -69,6 +69,10 @@ def _explaining(model: nn.Module):
         for p, f in flags: p.requires_grad_(f)
         model.train(was_training)
 
+def _to_model(model: nn.Module, E: torch.Tensor) -> tuple[torch.Tensor, torch.device]:
+    "(E on the model's device, E's own device): explainers compute where the model is and answer where E was."
+    return E.to(model_device(model, default=E.device)), E.device
+
 def _target_output(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     "Per-row f_y: softmax probability or logit of concept `target` (R,)."
     out = out.float()
@@ -92,6 +96,12 @@ class TokenImportance:
         if not alpha >= 0: raise ValueError(f"alpha must be ≥ 0, got {alpha!r}")
         self.model, self.n_samples, self.alpha, self.target, self.reduce = model, int(n_samples), float(alpha), target, reduce
         self.seed, self.max_batch, self.channels_last, self.autocast_dtype = int(seed), int(max_batch), channels_last, autocast_dtype
+
+    def replace(self, **changes) -> "TokenImportance":
+        "A copy with some settings changed (e.g. the authors' `target='logit', reduce='signed'`), checked as in the constructor."
+        now = dict(n_samples=self.n_samples, alpha=self.alpha, target=self.target, reduce=self.reduce, seed=self.seed,
+                   max_batch=self.max_batch, channels_last=self.channels_last, autocast_dtype=self.autocast_dtype)
+        return type(self)(self.model, **{**now, **changes})
 
     @classmethod
     def for_preset(cls, model: nn.Module, preset='tiny', **kwargs) -> "TokenImportance":
@@ -133,8 +143,7 @@ class TokenImportance:
                  progress: bool = False) -> torch.Tensor:
         "SmoothGrad saliency S (B, d, m, m) of eq. 3 (or (d, m, m) for one embedding), on E's device (computed on the model's)."
         E, target, single = self._check(E, target)
-        out_dev = E.device
-        E = E.to(model_device(self.model, default=E.device))   # E may come from a VQGM on another device
+        E, out_dev = _to_model(self.model, E)   # E may come from a VQGM on another device
         B, N = len(E), self.n_samples
         if noise is not None and tuple(noise.shape) != (B, N, *E.shape[1:]):
             raise ValueError(f"noise must have shape (B, N, d, m, m) = {(B, N, *E.shape[1:])}, got {tuple(noise.shape)}")
@@ -176,7 +185,7 @@ class TokenImportance:
 def smoothgrad_loop(model: nn.Module, E: torch.Tensor, target, noise: torch.Tensor, alpha: float = 0.2,
                     target_kind: str = 'prob', create_graph: bool = True) -> torch.Tensor:
     "SmoothGrad S (B, d, m, m) with one backward per image × noise sample (the authors' scheme); `noise` (B, N, d, m, m)."
-    dev = E.device; E = E.detach().to(model_device(model, default=dev)); B, N = noise.shape[:2]
+    E, dev = _to_model(model, E.detach()); B, N = noise.shape[:2]
     target, noise = check_targets(target, len(E), model_dims(model)[2]).to(E.device), noise.to(E.device)
     sigma = smoothgrad_sigma(E, alpha).view(-1, 1, 1, 1)
     S = torch.zeros_like(E)
