@@ -67,15 +67,16 @@ class CliffsDeltaResult:
     def to_dict(self) -> dict: return {**asdict(self), 'ci_width': self.ci_width}
 
 def cliffs_delta_ci(x, y, n_resamples: int = 2000, confidence_level: float = 0.95,
-                    seed: int = 0, method: str = 'percentile') -> tuple[float, float]:
-    "Seeded bootstrap confidence interval of Cliff's δ (groups resampled independently)."
+                    seed: int = 0, method: str = 'percentile', paired: bool = False) -> tuple[float, float]:
+    "Seeded bootstrap confidence interval of Cliff's δ (groups resampled independently, or as (xᵢ, yᵢ) pairs with `paired`)."
     x, y = _as_sample(x, 'x'), _as_sample(y, 'y')
     if x.ndim != 1 or y.ndim != 1: raise ValueError(f"x and y must be 1-D, got shapes {x.shape} and {y.shape}")
+    if paired and x.size != y.size: raise ValueError(f"paired resampling needs one x and one y per unit, got {x.size} and {y.size} values")
     if not 0 < confidence_level < 1: raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
     if np.ptp(np.concatenate([x, y])) == 0: return 0.0, 0.0        # all values equal: δ = 0 in every resample
     batch = max(1, int(2e6 // (x.size + y.size)))                    # bound memory of the rank matrix
     res = stats.bootstrap((x, y), cliffs_delta, n_resamples=n_resamples, batch=batch, vectorized=True,
-                          paired=False, confidence_level=confidence_level, method=method,
+                          paired=paired, confidence_level=confidence_level, method=method,
                           rng=np.random.default_rng(seed))
     lo, hi = res.confidence_interval
     return float(lo), float(hi)

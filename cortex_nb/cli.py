@@ -12,7 +12,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 import cortex_nb
-from .core import get_preset, PRESETS, atomic_path, write_json
+from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir
 from .report import write_report, write_replicates_report
 
 # %% auto #0
@@ -115,6 +115,8 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     out.mkdir(parents=True, exist_ok=True)
     paths = list_notebooks(notebooks or default_notebooks_dir(), only)
     for path in paths: check_parameters_cell(path)
+    # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
+    cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **(extra_parameters or {})}
     state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)

@@ -136,7 +136,7 @@ def check_targets(target, batch_size: int, n_classes: int, concepts: Sequence[st
         return int(t)
     if isinstance(target, torch.Tensor): target = target.tolist()
     elif isinstance(target, np.ndarray): target = target.tolist()
-    if isinstance(target, (str, int, np.integer)): target = [target] * batch_size
+    if isinstance(target, (str, int, float, np.integer, np.floating)): target = [target] * batch_size   # one() refuses a float
     target = list(target)
     if len(target) != batch_size: raise ValueError(f"got {len(target)} targets for {batch_size} grids")
     return torch.tensor([one(t) for t in target], dtype=torch.long)

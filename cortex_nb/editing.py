@@ -201,6 +201,8 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
     results, rows = {}, []
     with torch.no_grad(): dec0 = torch.cat([vqgm.decode(es.ids[s:s + 256]).cpu() for s in range(0, len(es), 256)])
     before = {n: ev.predict_proba(dec0) for n, ev in evaluators.items()}
+    missing = [a for a in config.iems if a not in iems]
+    if missing: raise KeyError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     for arch in config.iems:
         iem = iems[arch]
         for setting in config.settings:

@@ -109,6 +109,8 @@ def most_frequent_token(ids) -> int:
 def attribution_maps(model: nn.Module, E: torch.Tensor, labels, methods: Sequence[str] = GT_METHODS,
                      preset='tiny', replacement: torch.Tensor | None = None, smoothgrad: TokenImportance | None = None) -> dict:
     "Scores (B, m, m) per method name for embeddings E and their concept labels."
+    if smoothgrad is not None and smoothgrad.model is not model:   # its maps would explain another model, silently
+        raise ValueError(f"`smoothgrad` explains another model ({type(smoothgrad.model).__name__}) than `model` ({type(model).__name__}): build it as TokenImportance(model, ...)")
     out = {}
     for name in methods:
         if name == 'smoothgrad': out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).attribute(E, labels)

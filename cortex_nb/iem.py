@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses, math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ def check_iem_input(E, in_channels: int, grid_size: int) -> torch.Tensor:
     if not E.is_floating_point(): raise ValueError(f"IEM input must be float embeddings E = C[ids], got dtype {E.dtype} (did you pass token ids?)")
     if E.ndim != 4 or E.shape[1] != in_channels or E.shape[2] != grid_size or E.shape[3] != grid_size:
         raise ValueError(f"IEM input must have shape (B, {in_channels}, {grid_size}, {grid_size}), got {tuple(E.shape)}")
+    if E.device.type != 'meta' and not torch.isfinite(E).all(): raise ValueError(f"IEM input has {int((~torch.isfinite(E)).sum())} NaN/inf values (check the embeddings or the noise)")
     return E
 
 # %% ../nbs/09_iem.ipynb #259f9b15
@@ -217,7 +219,9 @@ IEM_CLASSES = {'ce': CE, 're': RE, 'te': TE}
 def iem_config(arch: str, preset, n_classes: int, **changes):
     "The config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_classes` concepts, with optional field `changes`."
     if arch not in IEM_CONFIGS: raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
-    if not isinstance(n_classes, int) or n_classes < 2: raise ValueError(f"an IEM needs n_classes ≥ 2 concepts, got {n_classes!r}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
+        raise ValueError(f"an IEM needs an integer n_classes ≥ 2 (concepts), got {n_classes!r}")
+    n_classes = int(n_classes)   # a NumPy integer (e.g. from len of an array's unique values) is fine
     cfg = IEM_CONFIGS[arch].for_preset(preset, n_classes)
     return dataclasses.replace(cfg, **changes) if changes else cfg
 

@@ -269,8 +269,9 @@ def load_iem(folder, codebook=None, grid_size: int | None = None, n_classes: int
     if n_classes is not None: checks.append(('number of concepts n', ic['n_classes'], int(n_classes)))
     for what, have, want in checks:
         if have != want: raise ValueError(f"IEM at {folder} was trained for {what} = {have}, but it is applied to {what} = {want}")
-    if codebook is not None and data.get('codebook_fingerprint') and codebook.shape[0] == data.get('codebook_size') \
-            and codebook_fingerprint(codebook) != data['codebook_fingerprint']:
+    if codebook is not None and data.get('codebook_size') is not None and codebook.shape[0] != data['codebook_size']:
+        raise ValueError(f"IEM at {folder} was trained on a codebook of K = {data['codebook_size']} tokens, but it is applied to one of K = {codebook.shape[0]}")
+    if codebook is not None and data.get('codebook_fingerprint') and codebook_fingerprint(codebook) != data['codebook_fingerprint']:
         raise ValueError(f"IEM at {folder} was trained on codebook {data['codebook_fingerprint']}, "
                          f"but it is applied to codebook {codebook_fingerprint(codebook)}")
     model = iem_from_config(ic)
@@ -298,9 +299,8 @@ def predict_logits(model: nn.Module, store: TokenStore, codebook: torch.Tensor, 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 3, 5, 10)) -> dict:
     "{'top{k}': fraction of rows whose label is among the k largest logits} (1.0 when k ≥ n classes), plus 'trivial_k'."
     from torchmetrics.classification import MulticlassAccuracy
-    n = logits.shape[1]
     if logits.ndim != 2 or labels.shape != (logits.shape[0],): raise ValueError(f"need logits (N, n) and labels (N,), got {tuple(logits.shape)}, {tuple(labels.shape)}")
-    out = {}
+    n, out = logits.shape[1], {}
     for k in ks:
         if k < 1: raise ValueError(f"top-k needs k ≥ 1, got {k}")
         out[f'top{k}'] = 1.0 if k >= n else MulticlassAccuracy(num_classes=n, top_k=k, average='micro')(logits, labels).item()

@@ -48,9 +48,13 @@ def random_positions(batch: int, n: int, n_positions: int, generator: torch.Gene
     n = check_top_n(n, n_positions)
     return torch.rand(batch, n_positions, generator=generator).argsort(1)[:, :n]
 
-def true_class_prob(evaluator, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+def true_class_prob(evaluator, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "The evaluator's softmax probability of each image's true concept (B,)."
-    p = evaluator.predict_proba(images, batch_size=batch_size)
+    p = evaluator.predict_proba(images)   # the evaluator protocol: predict_proba(images) → (B, n_classes)
+    labels = torch.as_tensor(labels).long()
+    if len(labels) and (labels.min() < 0 or labels.max() >= p.shape[1]):
+        bad = labels[(labels < 0) | (labels >= p.shape[1])][0].item()
+        raise ValueError(f"label {bad} is not a class of the evaluator, which scores {p.shape[1]} classes")
     return p.gather(1, labels.view(-1, 1).to(p.device))[:, 0].cpu()
 
 def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluators: Mapping[str, object],
@@ -61,6 +65,7 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
     if not (len(tis) == len(images) == len(labels)): raise ValueError(f"{len(tis)} TIS maps, {len(images)} images, {len(labels)} labels")
     m = tis.shape[-1]; counts = list(counts) if counts is not None else mask_counts(m)
     order = top_positions(tis, m * m)                    # full ranking once
+    data_key = config_hash(images, labels)               # a shared random_cache must not hand one subset's draws to another
     rows = []
     for ename, ev in evaluators.items():
         p0 = true_class_prob(ev, images, labels)
@@ -74,7 +79,7 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
                     random_positions(len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)), m)), labels)
             pr = []
             for s in random_seeds:
-                key = (ename, len(images), m, n, s)
+                key = (ename, data_key, m, n, s)
                 if random_cache is None: pr.append(rand_prob(s)); continue
                 if key not in random_cache: random_cache[key] = rand_prob(s)
                 pr.append(random_cache[key])

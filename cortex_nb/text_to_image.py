@@ -157,6 +157,8 @@ def load_min_dalle(root, prompts: Sequence[str] = (), is_mega: bool | None = Non
     merges = (mdir/'merges.txt').read_text(encoding='utf8').split('\n')[1:-1]    # min-dalle: header line, trailing newline
     esd, dsd = _load_state(mdir/'encoder.pt'), _load_state(mdir/'decoder.pt')
     ed, dd = _bart_dims(esd), _bart_dims(dsd)
+    if heads is None and (root/'tiny_config.json').exists():   # a tiny test model says its head count (shapes cannot)
+        heads = json.loads((root/'tiny_config.json').read_text()).get('heads')
     h = heads or max(1, ed['embed_count'] // 64)          # released models: 64 channels per head (mini 16, mega 32 heads)
     if ed['embed_count'] % h: raise ValueError(f"embedding width {ed['embed_count']} is not divisible by {h} heads")
     dev = str(get_device(device))

@@ -147,7 +147,8 @@ def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tens
     from safetensors.torch import save_file, load_file
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
-    key = {'model': model_key if model_key is not None else repr(explainer.model), 'store': store.content_hash,
+    # without a key the weights themselves (hashed): the architecture alone would hand a retrained IEM the old maps
+    key = {'model': model_key if model_key is not None else explainer.model, 'store': store.content_hash,
            'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
     def build(folder):
         res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)

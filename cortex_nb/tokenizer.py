@@ -135,6 +135,7 @@ class VQTokenizer(nn.Module):
         "Token ids (B,m,m) → E = C[ids] (B,d,m,m)."
         return embed_tokens(ids, self.codebook)
 
+    @torch.no_grad()   # for pictures: keeping the decoder's graph would hold every chunk's activations
     def decode(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
         out_dev = getattr(x, 'device', torch.device('cpu'))   # ids may come as a NumPy array
@@ -191,6 +192,8 @@ def train_tokenizer(cfg: TokenizerConfig, world, progress: bool = True, device=N
     t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='tokenizer')):
         x = render_images(world, cfg.batch_size, (cfg.seed + 1) * _TRAIN_SEED_BASE + step).to(device)
+        if x.shape[-1] != cfg.image_size:   # the encoder is fully convolutional: it would train on any size without a word
+            raise ValueError(f"world renders {x.shape[-1]}px images but the tokenizer config expects {cfg.image_size}px")
         recon, vq_loss, ids, z = model(x)
         rec = F.mse_loss(recon, x * 2 - 1)
         loss = rec + vq_loss
