@@ -196,13 +196,13 @@ def load_result(path) -> CodebookOptResult:
 def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
                        progress: bool = True) -> tuple[pd.DataFrame, dict]:
     "Edit every paired concept's images toward its partner (each IEM × setting × method), score → (per-image rows, results)."
+    missing = [a for a in config.iems if a not in iems]   # before any work: say which IEM is missing, not KeyError later
+    if missing: raise ValueError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     es = make_edit_set(world, vqgm, config.n_per_concept, config.image_seed, config.side, config.central_start)
     results, rows = {}, []
     with torch.no_grad(): dec0 = torch.cat([vqgm.decode(es.ids[s:s + 256]).cpu() for s in range(0, len(es), 256)])
     before = {n: ev.predict_proba(dec0) for n, ev in evaluators.items()}
-    missing = [a for a in config.iems if a not in iems]
-    if missing: raise KeyError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     for arch in config.iems:
         iem = iems[arch]
         for setting in config.settings:
