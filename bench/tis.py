@@ -115,7 +115,7 @@ def main(argv=None):
         results['plain one-backward'] = t_loop_full / t
     variants = [('batched fp32', {})] + ([] if a.no_channels_last else [('batched fp32 channels-last', {'channels_last': True})])
     if not a.no_bf16: variants.append(('batched bf16 autocast channels-last', {'channels_last': True, 'autocast_dtype': torch.bfloat16}))
-    ref_tis = None
+    ref_tis, rels = None, {}
     for name, kw in variants:
         ti = TokenImportance(model, n_samples=a.samples, max_batch=a.max_batch, **kw)
         t, (tis, S) = _timed(lambda: ti.attribute(E, y, noise=noise, return_saliency=True))
@@ -128,10 +128,15 @@ def main(argv=None):
                 f"max |S - S_loop| = {diff:.3g} (relative to max|S_loop|: {rel:.3g})")
         if ref_tis is None: ref_tis = tis
         else: line += f"; top-{a.top_n} agreement with fp32: {topn_agreement(tis, ref_tis, a.top_n):.3f}"
-        print(line); results[name] = t_loop_full / t
+        print(line); results[name] = t_loop_full / t; rels[name] = rel
     best = max(results, key=results.get)
-    fp32 = {k: v for k, v in results.items() if 'bf16' not in k and 'plain' not in k}
-    print(f"RATIO fp32 (best layout) batched/loop throughput: {max(fp32.values()):.1f}x; best overall ({best}): {results[best]:.1f}x")
+    # the fp32 claim counts only layouts whose saliency equals the loop's within 1e-5 (relative)
+    exact = {k: v for k, v in results.items() if 'bf16' not in k and 'plain' not in k and rels.get(k, 1.0) <= 1e-5}
+    if exact:
+        name = max(exact, key=exact.get)
+        print(f"RATIO fp32 batched/loop throughput, saliency equal to the loop's within 1e-5: {exact[name]:.1f}x ({name}); "
+              f"best overall ({best}): {results[best]:.1f}x")
+    else: print(f"RATIO: no fp32 variant equals the loop within 1e-5; best overall ({best}): {results[best]:.1f}x")
     return results
 
 
