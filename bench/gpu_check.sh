@@ -11,15 +11,15 @@
 #                whose Python lacks the project's dependencies and cannot reach an index
 #   REPRO_LIMIT  seconds for the whole reproduction (default 420); TEST_LIMIT for nbdev_test (default 400)
 #   PACK=1       leave the run's folder as tiny.tgz (figures left out)
-#   SEED=file    unpack this archive of a cache into $CORTEX_NB_CACHE first. With the artifacts of 00-02, built
-#                on any machine (cache keys do not name the device, so a CPU-built cache serves a GPU run), one lease runs
-#                the tests and 03-06 on the GPU:
+#   SEED_CACHE=file  unpack this archive of a cache into $CORTEX_NB_CACHE first. With the artifacts of 00-02, built
+#                on a machine where native_bf16() is True (AVX-512 BF16/AMX CPU, or a bf16 GPU: the precision is part
+#                of the cache keys, the device is not), one lease runs the tests and 03-06 on the GPU:
 #                  CORTEX_NB_CACHE=/tmp/seed cortex-nb reproduce --preset tiny --out /tmp/seed_out --only 00_world 01_vqgm 02_iem
 #                  tar czf .gpu_seed.tgz -C /tmp/seed .        (19 MB; 00-02 then take 22 s instead of 17 min)
 #
 # Measured on an H100 (2026-11-26): nbdev_test about 30-40 s; 00_world 15 s, 01_vqgm 330 s (tokenizer 77, predictor
 # 81, CNN 38 and ViT 74 s: the world is rendered on the CPU), 02_iem 51 s. So a 15-minute device budget covers the
-# tests and 00-02; for 03-06 bring 00-02's artifacts (SEED), run a second lease, or keep CORTEX_NB_CACHE between calls.
+# tests and 00-02; for 03-06 bring 00-02's artifacts (SEED_CACHE), run a second lease, or keep CORTEX_NB_CACHE between calls.
 set -u
 OUT=${OUT:-$PWD/gpu_check_out}; mkdir -p "$OUT"
 t0=$(date +%s)
@@ -31,7 +31,7 @@ if [ -n "${WHEELS:-}" ]; then
   chmod +x /tmp/site/bin/cortex-nb
 fi
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg CORTEX_NB_CACHE=${CORTEX_NB_CACHE:-/tmp/cortex_nb_gpu_cache}
-if [ -n "${SEED:-}" ]; then mkdir -p "$CORTEX_NB_CACHE" && tar xzf "$SEED" -C "$CORTEX_NB_CACHE" || exit 4; fi
+if [ -n "${SEED_CACHE:-}" ]; then mkdir -p "$CORTEX_NB_CACHE" && tar xzf "$SEED_CACHE" -C "$CORTEX_NB_CACHE" || exit 4; fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"; } 2>&1 | tee "$OUT/env.txt"
 ( s=$(date +%s); OMP_NUM_THREADS=2 timeout "${TEST_LIMIT:-400}" nbdev_test --n_workers 5 > "$OUT/nbdev_test.log" 2>&1

@@ -176,7 +176,8 @@ def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor,
     idx = np.nonzero(store.labels('train') == label)[0]
     if idx.size == 0: raise ValueError(f"the store has no training grids of label {label} ({store.conditions})")
     if cfg.max_explain is not None: idx = idx[:cfg.max_explain]
-    key = {'iem': iem_key or iem, 'store': store.content_hash, 'label': int(label),   # no key: the weights (hashed) 'n': int(idx.size), 'N': p.smoothgrad_samples,
+    # without an iem_key the weights themselves (hashed) name the entry
+    key = {'iem': iem_key or iem, 'store': store.content_hash, 'label': int(label), 'n': int(idx.size), 'N': p.smoothgrad_samples,
            'alpha': p.smoothgrad_alpha, 'seed': cfg.seed, 'target': cfg.tis_target, 'reduce': cfg.tis_reduce}
     def build(folder):   # each grid's own label is `label`, so explain_split's per-image targets are this attribute
         ti = TokenImportance.for_preset(iem, p, seed=cfg.seed, target=cfg.tis_target, reduce=cfg.tis_reduce)

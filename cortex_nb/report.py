@@ -304,10 +304,13 @@ def run_summary(out, preset: str = 'tiny') -> str:
     "One line saying which run this is: seed, device and each notebook's wall time (from the runner's `.state/` and `vqgm_timing.csv`)."
     out, parts, states = Path(out), [], {}
     for f in sorted((out/'.state').glob('*.json')):
-        try: states[f.stem] = json.loads(f.read_text())
+        try: state = json.loads(f.read_text())
         except (OSError, ValueError): continue
-    seeds = {s.get('parameters', {}).get('seed') for s in states.values()}
-    if seeds: parts.append('seed ' + '/'.join(sorted(str(get_preset(preset).seed if s is None else s) for s in seeds)))
+        if isinstance(state, dict): states[f.stem] = state   # a stray file is skipped, not fatal
+    try: default_seed = get_preset(preset).seed
+    except ValueError: default_seed = "the preset's"
+    seeds = {(s.get('parameters') or {}).get('seed') for s in states.values()}
+    if seeds: parts.append('seed ' + '/'.join(sorted(str(default_seed if s is None else s) for s in seeds)))
     timing = _read(out, 'vqgm_timing.csv')
     if timing is not None and 'device' in timing: parts.append(str(timing.device.iloc[0]))
     secs = {k: s['seconds'] for k, s in states.items() if isinstance(s.get('seconds'), (int, float))}

@@ -276,7 +276,6 @@ class TamingVQGAN(nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         "Images (B,3,H,W) in [0,1] → token ids (B,m,m), on the images' device (computed in chunks on the model's)."
-        check_images(images, self.image_size)
         out = [quantize(self.latents(images[s:s + batch_size]), self.codebook).to(images.device) for s in range(0, len(images), batch_size)]
         return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long, device=images.device)
 
@@ -287,12 +286,13 @@ class TamingVQGAN(nn.Module):
     @torch.no_grad()   # for pictures: keeping the decoder's graph would hold every chunk's activations
     def decode(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
+        x = torch.as_tensor(x)   # ids may come as a NumPy array
         out_dev = x.device
         if not x.is_floating_point(): x = self.embed(x)
         check_embedding(x, self.config.embed_dim, self.grid_size)
         out = [((self.first_stage_model.decode(x[s:s + batch_size].to(self.device)) + 1) / 2).clamp(0, 1).to(out_dev)
                for s in range(0, len(x), batch_size)]
-        return torch.cat(out) if out else x.new_empty(0, 3, self.image_size, self.image_size)
+        return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, device=out_dev)
 
     @torch.no_grad()
     def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0,

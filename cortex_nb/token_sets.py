@@ -148,7 +148,7 @@ def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tens
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
     # without a key the weights themselves (hashed): the architecture alone would hand a retrained IEM the old maps
-    key = {'model': model_key if model_key is not None else explainer.model, 'store': store.content_hash,
+    key = {'model': model_key or explainer.model, 'store': store.content_hash,
            'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
     def build(folder):
         res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)
