@@ -65,7 +65,7 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
     if not (len(tis) == len(images) == len(labels)): raise ValueError(f"{len(tis)} TIS maps, {len(images)} images, {len(labels)} labels")
     m = tis.shape[-1]; counts = list(counts) if counts is not None else mask_counts(m)
     order = top_positions(tis, m * m)                    # full ranking once
-    data_key = config_hash(images, labels)               # a shared random_cache must not hand one subset's draws to another
+    data_key = config_hash(images, labels) if random_cache is not None else None   # a shared cache must not hand one subset's draws to another
     rows = []
     for ename, ev in evaluators.items():
         p0 = true_class_prob(ev, images, labels)
