@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_bias_audit.ipynb #f49930ef
 from __future__ import annotations
-import copy, dataclasses, json, time, warnings
+import copy, dataclasses, json, math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -380,25 +380,32 @@ class CalibrationConfig:
     n_images: int = 1024          # rendered neutral-prompt images per share
     steps: int = 150
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 1e-3              # peak; decays to 0 on a cosine, so the last steps average over many batches
+    replay_per_condition: int = 128   # grids of every condition replayed, so the other prompts and ∅ keep what they learned
+    neutral_fraction: float = 0.5     # of each batch from the neutral grids; the rest is replay
+    guidance_dropout: float = 0.1     # P(condition → ∅) on replay grids, as the predictor was trained
     precision: str = 'fp32'       # 'bf16': fine-tuning under bf16 autocast, as the predictor was trained
     seed: int = 0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0 < self.neutral_fraction <= 1: raise ValueError(f"neutral_fraction must be in (0, 1], got {self.neutral_fraction}")
+        if self.neutral_fraction < 1 and self.replay_per_condition < 1:
+            raise ValueError(f"replay_per_condition must be ≥ 1 when neutral_fraction < 1, got {self.replay_per_condition}")
+        if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
 
     @classmethod
     def for_preset(cls, preset='tiny', **changes) -> "CalibrationConfig":
         "The calibration of `preset` (longer fine-tuning on `paper`)."
         p = get_preset(preset)
         base = dict(seed=p.seed)
-        if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4)
+        if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
         else: base.update(precision='bf16' if native_bf16() else 'fp32')
         return cls(**{**base, **changes})
 
 def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
                      cache=None, progress: bool = True):
-    "A copy of the world VQGM whose GPT is fine-tuned on `neutral_prompt` grids rendered with `planted_share` (cached)."
+    "A copy of the world VQGM whose GPT is fine-tuned on `neutral_prompt` grids rendered with `planted_share`, with replay (cached)."
     from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt, next_token_loss
     if not isinstance(vqgm, WorldVQGM): raise TypeError(f"fine-tuning needs a WorldVQGM (tokenizer + GPT), got {type(vqgm).__name__}")
     if not 0 <= planted_share <= 1: raise ValueError(f"planted_share must be in [0, 1], got {planted_share!r}")
@@ -413,13 +420,25 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         dev = model_device(vqgm.gpt)
         with torch.no_grad(): toks = vqgm.encode(imgs.to(dev)).cpu()
         seqs = vqgm.sequences([cid] * len(toks), toks)
+        n_neutral = max(1, round(cfg.batch_size * cfg.neutral_fraction))
+        if n_neutral < cfg.batch_size:   # replay: every condition of the (re-planted) world, as the predictor saw them
+            rc = np.repeat(np.arange(len(vqgm.conditions)), cfg.replay_per_condition)
+            rb = w.render(rc, seed=cfg.seed + 7)
+            with torch.no_grad(): rtoks = vqgm.encode(torch.from_numpy(np.ascontiguousarray(rb.images)).float().to(dev)).cpu()
+            replay = vqgm.sequences(rc, rtoks)
         gpt = copy.deepcopy(vqgm.gpt).train()
         opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
         hist = []
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
-            b = seqs[torch.randint(0, len(seqs), (cfg.batch_size,), generator=g)].to(dev)
-            loss = next_token_loss(gpt, b, vqgm.codebook_size, cfg.precision)
-            opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0); opt.step()
+            b = seqs[torch.randint(0, len(seqs), (n_neutral,), generator=g)]
+            if n_neutral < cfg.batch_size:
+                r = replay[torch.randint(0, len(replay), (cfg.batch_size - n_neutral,), generator=g)]
+                if vqgm.vocab.null is not None: r[torch.rand(len(r), generator=g) < cfg.guidance_dropout, 0] = vqgm.vocab.null
+                b = torch.cat([b, r])
+            loss = next_token_loss(gpt, b.to(dev), vqgm.codebook_size, cfg.precision)
+            opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
+            opt.step(); sched.step()
             hist.append(loss.item())
         save_gpt(gpt.eval(), folder); write_json(folder/'history.json', {'loss': hist})
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)

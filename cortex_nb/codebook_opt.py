@@ -16,11 +16,12 @@ from tqdm.auto import tqdm
 
 from .core import Preset, get_preset, model_device, scale_positions
 from .codebook import check_codebook, check_token_ids, embed_tokens, quantize
+from .tis import image_noise_seed
 
 # %% auto #0
 __all__ = ['OBJECTIVES', 'CodebookOptConfig', 'check_mask', 'mask_side', 'box_mask', 'central_mask', 'region_box_mask',
-           'check_targets', 'CodebookOptResult', 'gumbel_noise', 'straight_through_embed', 'TokenSelection',
-           'EmbeddingOptimization', 'full_matrix_token_selection']
+           'check_targets', 'CodebookOptResult', 'gumbel_noise', 'ImageStreams', 'straight_through_embed',
+           'TokenSelection', 'EmbeddingOptimization', 'full_matrix_token_selection']
 
 # %% ../nbs/15_codebook_opt.ipynb #62b2444e
 OBJECTIVES = ('probability', 'logit', 'log_probability')
@@ -208,6 +209,21 @@ def gumbel_noise(shape, generator: torch.Generator, device=None, dtype=torch.flo
     "I.i.d. Gumbel(0, 1) samples drawn from `generator` (F.gumbel_softmax cannot take one)."
     return -torch.empty(shape, device=device, dtype=dtype).exponential_(generator=generator).log()
 
+class ImageStreams:
+    "One random stream per grid, seeded by (run seed, the grid's index in the run): a grid's draws do not depend on its batch."
+    def __init__(self, seed: int, rows_per_image, index_offset: int = 0, device=None):
+        self.rows = [int(n) for n in rows_per_image]
+        self.device = device
+        self.gens = [torch.Generator(device=device).manual_seed(image_noise_seed(seed, index_offset + b)) for b in range(len(self.rows))]
+
+    def randn(self, K: int, dtype=torch.float32) -> torch.Tensor:
+        "(Σ rows, K) standard normals, each grid's rows from its own stream."
+        return torch.cat([torch.randn(n, K, generator=g, device=self.device, dtype=dtype) for n, g in zip(self.rows, self.gens)])
+
+    def gumbel(self, K: int, dtype=torch.float32) -> torch.Tensor:
+        "(Σ rows, K) Gumbel(0, 1) samples, each grid's rows from its own stream."
+        return torch.cat([gumbel_noise((n, K), g, self.device, dtype) for n, g in zip(self.rows, self.gens)])
+
 def straight_through_embed(logits: torch.Tensor, codebook: torch.Tensor, tau: float,
                            noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "Hard Gumbel-Softmax selection (eq. 6, 12): exact codebook rows forward, soft gradient backward → (embeddings (N, d), ids (N,))."
@@ -271,8 +287,11 @@ class _MaskedOptimizer:
         return torch.cat([_image_probs(self.iem(embed_tokens(ids[s:s + bs].to(dev), cb, check=False)), target[s:s + bs].to(dev)).cpu()
                           for s in range(0, len(ids), bs)])
 
-    def optimize(self, ids, mask, target, progress: bool = False, **changes) -> CodebookOptResult:
-        "Optimize the tokens in `mask` of grid(s) `ids` toward concept(s) `target`; `changes` override config fields."
+    def optimize(self, ids, mask, target, progress: bool = False, index_offset: int = 0, **changes) -> CodebookOptResult:
+        """Optimize the tokens in `mask` of grid(s) `ids` toward concept(s) `target`; `changes` override config fields.
+
+        Grid b draws its random start and noise from its own stream, seeded by `cfg.seed` and `index_offset + b`
+        (its index in the whole run), so splitting a run into batches changes nothing."""
         cfg = self.config.replace(**changes) if changes else self.config
         ids, mask, target, pos = self._prepare(ids, mask, target)
         dev, t0 = self._device(), time.time()
@@ -283,7 +302,7 @@ class _MaskedOptimizer:
             cb = self.codebook.to(dev)
             E0p = cb[ids.to(dev)].detach()                                   # (B, m, m, d)
             pos_d, target_d = pos.to(dev), target.to(dev)
-            gen = torch.Generator(device=dev).manual_seed(int(cfg.seed))
+            gen = ImageStreams(int(cfg.seed), torch.bincount(pos[:, 0], minlength=len(ids)), int(index_offset), dev)
             state = self._init_state(ids, pos, cb, cfg, gen)
             opt = torch.optim.Adam([state], lr=cfg.lr)
             B, b_idx = len(ids), pos_d[:, 0]
@@ -325,14 +344,14 @@ class TokenSelection(_MaskedOptimizer):
 
     def _init_state(self, ids, pos, cb, cfg, gen):
         K = cb.shape[0]
-        P = torch.randn(len(pos), K, generator=gen, device=cb.device) * cfg.init_scale
+        P = gen.randn(K) * cfg.init_scale                              # pos is grouped by grid (row-major nonzero)
         if cfg.init == 'original':
             own = ids[pos[:, 0], pos[:, 1], pos[:, 2]].to(cb.device)
             P[torch.arange(len(pos), device=cb.device), own] += cfg.init_boost
         return P.requires_grad_(True)
 
     def _embeddings(self, P, cb, cfg, step, gen):
-        noise = gumbel_noise(P.shape, gen, P.device, P.dtype) if cfg.noise else None
+        noise = gen.gumbel(P.shape[1], P.dtype) if cfg.noise else None
         return straight_through_embed(P, cb, cfg.tau_at(step), noise)[0]
 
     def _tokens(self, P, cb): return P.argmax(-1)

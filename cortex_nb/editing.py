@@ -115,9 +115,9 @@ def run_edits(iem: nn.Module, vqgm, edit_set: EditSet, method: str, setting: str
     if setting not in edit_set.masks: raise ValueError(f"unknown mask setting {setting!r}; this set has {sorted(edit_set.masks)}")
     opt = METHODS[method](iem, vqgm.codebook, config, concepts=edit_set.concepts)
     parts = []
-    for i, s in enumerate(tqdm(range(0, len(edit_set), batch_size), disable=not progress, desc=f'{method}/{setting}')):
+    for s in tqdm(range(0, len(edit_set), batch_size), disable=not progress, desc=f'{method}/{setting}'):
         sl = slice(s, s + batch_size)
-        parts.append(opt.optimize(edit_set.ids[sl], edit_set.masks[setting][sl], edit_set.targets[sl], seed=config.seed + i))
+        parts.append(opt.optimize(edit_set.ids[sl], edit_set.masks[setting][sl], edit_set.targets[sl], index_offset=s))
     return _cat_results(parts)
 
 # %% ../nbs/16_editing.ipynb #3fd69baa
@@ -208,7 +208,8 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
         for setting in config.settings:
             for method in config.methods:
                 key = {'editing': config, 'iem': iem, 'codebook': codebook_fingerprint(vqgm.codebook),
-                       'world': world.config, 'setting': setting, 'method': method}
+                       'world': world.config, 'setting': setting, 'method': method,
+                       'noise': 'a stream per grid (ImageStreams)'}   # names the rule, so batch-seeded results are not reused
                 def build(folder, iem=iem, setting=setting, method=method):
                     save_result(run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress), folder/'result.safetensors')
                 res = load_result(cache.get_or_build('editing', key, build, verbose=progress)/'result.safetensors')
