@@ -31,7 +31,8 @@ from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 __all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks', 'concept_token_set', 'count_set_tokens',
            'set_selection_interval', 'vqgm_fingerprint', 'attribute_store', 'binary_iem', 'explain_attribute',
            'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig',
-           'finetune_neutral', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'run_bias_audit']
+           'finetune_neutral', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'iem_share_readings',
+           'run_bias_audit']
 
 # %% ../nbs/18_bias_audit.ipynb #055bee33
 @dataclass(frozen=True)
@@ -393,6 +394,13 @@ class CalibrationConfig:
         if self.neutral_fraction < 1 and self.replay_per_condition < 1:
             raise ValueError(f"replay_per_condition must be ≥ 1 when neutral_fraction < 1, got {self.replay_per_condition}")
         if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
+        if self.neutral_fraction < 1 and self.batch_size < 2:
+            raise ValueError(f"a batch of {self.batch_size} cannot hold neutral and replay rows (neutral_fraction < 1 needs batch_size ≥ 2)")
+
+    def neutral_rows(self) -> int:
+        "Neutral rows per batch: at least one, and at least one replay row whenever `neutral_fraction` < 1."
+        n = max(1, round(self.batch_size * self.neutral_fraction))
+        return n if self.neutral_fraction == 1 else min(n, self.batch_size - 1)
 
     @classmethod
     def for_preset(cls, preset='tiny', **changes) -> "CalibrationConfig":
@@ -402,6 +410,15 @@ class CalibrationConfig:
         if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
         else: base.update(precision='bf16' if native_bf16() else 'fp32')
         return cls(**{**base, **changes})
+
+def _render_tokens(world, vqgm, condition_ids, seed: int, chunk: int = 2048) -> torch.Tensor:
+    "World images of `condition_ids` (world ids), tokenized by the VQGM, `chunk` at a time (chunk i seeded `seed + i·1000003`)."
+    dev = model_device(vqgm.gpt) if hasattr(vqgm, 'gpt') else None
+    out = []
+    for i, s in enumerate(range(0, len(condition_ids), chunk)):
+        b = world.render(np.asarray(condition_ids[s:s + chunk]), seed=seed + 1_000_003 * i)
+        with torch.no_grad(): out.append(vqgm.encode(b.torch().float().to(dev)).cpu())
+    return torch.cat(out)
 
 def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
                      cache=None, progress: bool = True):
@@ -416,20 +433,18 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
     def build(folder):
         w = type(world)(wcfg)
         g = seed_everything(cfg.seed)
-        imgs = w.sample(cfg.n_images, seed=cfg.seed + 99, conditions=[neutral_prompt]).torch().float()
         dev = model_device(vqgm.gpt)
-        with torch.no_grad(): toks = vqgm.encode(imgs.to(dev)).cpu()
+        toks = _render_tokens(w, vqgm, np.full(cfg.n_images, condition_ids([neutral_prompt], w.conditions)[0]), cfg.seed + 99)
         seqs = vqgm.sequences([cid] * len(toks), toks)
-        n_neutral = max(1, round(cfg.batch_size * cfg.neutral_fraction))
+        n_neutral = cfg.neutral_rows()
         if n_neutral < cfg.batch_size:   # replay: every condition of the (re-planted) world, as the predictor saw them
-            rc = np.repeat(np.arange(len(vqgm.conditions)), cfg.replay_per_condition)
-            rb = w.render(rc, seed=cfg.seed + 7)
-            with torch.no_grad(): rtoks = vqgm.encode(torch.from_numpy(np.ascontiguousarray(rb.images)).float().to(dev)).cpu()
-            replay = vqgm.sequences(rc, rtoks)
+            rc = np.repeat(np.arange(len(w.conditions)), cfg.replay_per_condition)
+            replay = vqgm.sequences(condition_ids(list(np.array(w.conditions)[rc]), vqgm.conditions),
+                                    _render_tokens(w, vqgm, rc, cfg.seed + 7))
         gpt = copy.deepcopy(vqgm.gpt).train()
         opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-        hist = []
+        hist = {'loss': [], 'lr': [], 'neutral_rows': n_neutral}
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
             b = seqs[torch.randint(0, len(seqs), (n_neutral,), generator=g)]
             if n_neutral < cfg.batch_size:
@@ -438,9 +453,9 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
                 b = torch.cat([b, r])
             loss = next_token_loss(gpt, b.to(dev), vqgm.codebook_size, cfg.precision)
             opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
-            opt.step(); sched.step()
-            hist.append(loss.item())
-        save_gpt(gpt.eval(), folder); write_json(folder/'history.json', {'loss': hist})
+            hist['lr'].append(opt.param_groups[0]['lr']); opt.step(); sched.step()
+            hist['loss'].append(loss.item())
+        save_gpt(gpt.eval(), folder); write_json(folder/'history.json', hist)
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)
     return vqgm.with_gpt(load_gpt(folder, device=model_device(vqgm.gpt)))
 
@@ -521,6 +536,25 @@ def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str 
         a.set_xlabel('planted share of the favoured attribute' if x == 'planted_share' else 'share the binary IEM calls favoured')
     np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)"); np.atleast_1d(axs)[0].legend(fontsize=8)
     return axs
+
+# %% ../nbs/18_bias_audit.ipynb #484cbfc8
+def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_prompt: str, shares: Sequence[float] = (0.5, 0.8, 0.95),
+                       guidance_scales: Sequence[float] = (), n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    "Share each binary IEM calls favoured among world images rendered at each planted share, and among the VQGM's samples per guidance scale."
+    if any(not 0 <= s <= 1 for s in shares): raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
+    if n < 1: raise ValueError(f"need at least one image per reading, got n = {n}")
+    if not iems: raise ValueError("no binary IEMs to read with")
+    rows = []
+    for s in shares:
+        w = type(world)(world.config.replace(planted_share=float(s)))
+        ids = _render_tokens(w, vqgm, np.full(n, condition_ids([neutral_prompt], w.conditions)[0]), seed)
+        rows += [dict(source='world', planted_share=float(s), guidance_scale=np.nan, attribute_pair=name,
+                      iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
+    for gs in guidance_scales:
+        ids = vqgm.sample([neutral_prompt], n, seed=seed + 1, guidance_scale=gs).cpu().long()
+        rows += [dict(source='vqgm', planted_share=float(world.config.planted_share), guidance_scale=float(gs), attribute_pair=name,
+                      iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
+    return pd.DataFrame(rows)
 
 # %% ../nbs/18_bias_audit.ipynb #fcc46fcb
 def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = None,

@@ -211,18 +211,24 @@ def gumbel_noise(shape, generator: torch.Generator, device=None, dtype=torch.flo
 
 class ImageStreams:
     "One random stream per grid, seeded by (run seed, the grid's index in the run): a grid's draws do not depend on its batch."
+    PURPOSE = 1   # apart from TIS's noise streams for the same image index (image_noise_seed)
+
     def __init__(self, seed: int, rows_per_image, index_offset: int = 0, device=None):
         self.rows = [int(n) for n in rows_per_image]
         self.device = device
-        self.gens = [torch.Generator(device=device).manual_seed(image_noise_seed(seed, index_offset + b)) for b in range(len(self.rows))]
+        self.gens = [torch.Generator(device=device).manual_seed(image_noise_seed(seed, index_offset + b, self.PURPOSE))
+                     for b in range(len(self.rows))]
 
     def randn(self, K: int, dtype=torch.float32) -> torch.Tensor:
         "(Σ rows, K) standard normals, each grid's rows from its own stream."
         return torch.cat([torch.randn(n, K, generator=g, device=self.device, dtype=dtype) for n, g in zip(self.rows, self.gens)])
 
     def gumbel(self, K: int, dtype=torch.float32) -> torch.Tensor:
-        "(Σ rows, K) Gumbel(0, 1) samples, each grid's rows from its own stream."
-        return torch.cat([gumbel_noise((n, K), g, self.device, dtype) for n, g in zip(self.rows, self.gens)])
+        "(Σ rows, K) Gumbel(0, 1) samples, each grid's rows from its own stream (one RNG call per grid, one transform for all)."
+        out, start = torch.empty(sum(self.rows), K, device=self.device, dtype=dtype), 0
+        for n, g in zip(self.rows, self.gens):
+            out[start:start + n].exponential_(generator=g); start += n
+        return out.log_().neg_()
 
 def straight_through_embed(logits: torch.Tensor, codebook: torch.Tensor, tau: float,
                            noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,7 +297,7 @@ class _MaskedOptimizer:
         """Optimize the tokens in `mask` of grid(s) `ids` toward concept(s) `target`; `changes` override config fields.
 
         Grid b draws its random start and noise from its own stream, seeded by `cfg.seed` and `index_offset + b`
-        (its index in the whole run), so splitting a run into batches changes nothing."""
+        (its index in the whole run), so splitting a run into batches does not change any grid's random draws."""
         cfg = self.config.replace(**changes) if changes else self.config
         ids, mask, target, pos = self._prepare(ids, mask, target)
         dev, t0 = self._device(), time.time()

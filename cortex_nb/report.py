@@ -277,7 +277,8 @@ TABLES = [('Tokenizer', 'tokenizer_metrics.csv', None), ('Evaluators on rendered
           ('Table 5 — codebook-level editing', 'table5_codebook_editing.csv', PAPER_TABLE5),
           ('Table 3 — bias IEM accuracy', 'table3_bias_iem_accuracy.csv', PAPER_TABLE3),
           ('Table 4 — token frequency and Cliff\'s δ', 'table4_bias_frequency.csv', PAPER_TABLE4),
-          ('Bias calibration (beyond the paper)', 'bias_calibration.csv', None)]
+          ('Bias calibration (beyond the paper)', 'bias_calibration.csv', None),
+          ('How the binary IEMs read a known mix (beyond the paper)', 'bias_iem_reading.csv', None)]
 
 def _md_table(df: pd.DataFrame, max_rows: int = 150, source: str | None = None) -> str:
     n = len(df); df = df.head(max_rows)

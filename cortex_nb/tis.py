@@ -26,9 +26,10 @@ def smoothgrad_sigma(E: torch.Tensor, alpha: float) -> torch.Tensor:
     flat = E.detach().flatten(1)
     return alpha * (flat.amax(1) - flat.amin(1))
 
-def image_noise_seed(seed: int, index: int) -> int:
-    "The noise seed of image number `index` under run seed `seed` (independent streams per image)."
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+def image_noise_seed(seed: int, index: int, purpose: int = 0) -> int:
+    "The noise seed of image number `index` under run seed `seed` (independent streams per image, and per `purpose` ≠ 0)."
+    entropy = [int(seed), int(index)] + ([int(purpose)] if purpose else [])   # purpose 0 keeps the seeds TIS has always used
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 def image_noise(shape: Sequence[int], seed: int, index: int, n_samples: int, device=None) -> torch.Tensor:
     "Standard-normal noise (n_samples, *shape) of image number `index`."
