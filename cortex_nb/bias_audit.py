@@ -394,6 +394,8 @@ class CalibrationConfig:
         if self.neutral_fraction < 1 and self.replay_per_condition < 1:
             raise ValueError(f"replay_per_condition must be ≥ 1 when neutral_fraction < 1, got {self.replay_per_condition}")
         if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
+        for name in ('n_images', 'steps', 'batch_size'):
+            if not getattr(self, name) >= 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
         if self.neutral_fraction < 1 and self.batch_size < 2:
             raise ValueError(f"a batch of {self.batch_size} cannot hold neutral and replay rows (neutral_fraction < 1 needs batch_size ≥ 2)")
 
@@ -411,12 +413,13 @@ class CalibrationConfig:
         else: base.update(precision='bf16' if native_bf16() else 'fp32')
         return cls(**{**base, **changes})
 
-def _render_tokens(world, vqgm, condition_ids, seed: int, chunk: int = 2048) -> torch.Tensor:
-    "World images of `condition_ids` (world ids), tokenized by the VQGM, `chunk` at a time (chunk i seeded `seed + i·1000003`)."
+def _render_tokens(world, vqgm, world_ids, seed: int, chunk: int = 2048) -> torch.Tensor:
+    "World images of the world's condition ids `world_ids`, tokenized by the VQGM, `chunk` at a time (chunk i seeded `seed + i·1000003`)."
+    if len(world_ids) == 0: raise ValueError("no images to render")
     dev = model_device(vqgm.gpt) if hasattr(vqgm, 'gpt') else None
     out = []
-    for i, s in enumerate(range(0, len(condition_ids), chunk)):
-        b = world.render(np.asarray(condition_ids[s:s + chunk]), seed=seed + 1_000_003 * i)
+    for i, s in enumerate(range(0, len(world_ids), chunk)):
+        b = world.render(np.asarray(world_ids[s:s + chunk]), seed=seed + 1_000_003 * i)
         with torch.no_grad(): out.append(vqgm.encode(b.torch().float().to(dev)).cpu())
     return torch.cat(out)
 
@@ -544,6 +547,7 @@ def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_promp
     if any(not 0 <= s <= 1 for s in shares): raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
     if n < 1: raise ValueError(f"need at least one image per reading, got n = {n}")
     if not iems: raise ValueError("no binary IEMs to read with")
+    if not len(shares) and not len(guidance_scales): raise ValueError("nothing to read: give planted shares and/or guidance scales")
     rows = []
     for s in shares:
         w = type(world)(world.config.replace(planted_share=float(s)))
