@@ -413,20 +413,10 @@ class CalibrationConfig:
         else: base.update(precision='bf16' if native_bf16() else 'fp32')
         return cls(**{**base, **changes})
 
-def _render_tokens(world, vqgm, world_ids, seed: int, chunk: int = 2048) -> torch.Tensor:
-    "World images of the world's condition ids `world_ids`, tokenized by the VQGM, `chunk` at a time (chunk i seeded `seed + i·1000003`)."
-    if len(world_ids) == 0: raise ValueError("no images to render")
-    dev = model_device(vqgm.gpt) if hasattr(vqgm, 'gpt') else None
-    out = []
-    for i, s in enumerate(range(0, len(world_ids), chunk)):
-        b = world.render(np.asarray(world_ids[s:s + chunk]), seed=seed + 1_000_003 * i)
-        with torch.no_grad(): out.append(vqgm.encode(b.torch().float().to(dev)).cpu())
-    return torch.cat(out)
-
 def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
                      cache=None, progress: bool = True):
     "A copy of the world VQGM whose GPT is fine-tuned on `neutral_prompt` grids rendered with `planted_share`, with replay (cached)."
-    from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt, next_token_loss
+    from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt, next_token_loss, tokenize_world
     if not isinstance(vqgm, WorldVQGM): raise TypeError(f"fine-tuning needs a WorldVQGM (tokenizer + GPT), got {type(vqgm).__name__}")
     if not 0 <= planted_share <= 1: raise ValueError(f"planted_share must be in [0, 1], got {planted_share!r}")
     cfg = cfg or CalibrationConfig()
@@ -437,17 +427,17 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         w = type(world)(wcfg)
         g = seed_everything(cfg.seed)
         dev = model_device(vqgm.gpt)
-        toks = _render_tokens(w, vqgm, np.full(cfg.n_images, condition_ids([neutral_prompt], w.conditions)[0]), cfg.seed + 99)
+        toks = tokenize_world(w, vqgm, np.full(cfg.n_images, condition_ids([neutral_prompt], w.conditions)[0]), cfg.seed + 99, 2048)
         seqs = vqgm.sequences([cid] * len(toks), toks)
         n_neutral = cfg.neutral_rows()
         if n_neutral < cfg.batch_size:   # replay: every condition of the (re-planted) world, as the predictor saw them
             rc = np.repeat(np.arange(len(w.conditions)), cfg.replay_per_condition)
-            replay = vqgm.sequences(condition_ids(list(np.array(w.conditions)[rc]), vqgm.conditions),
-                                    _render_tokens(w, vqgm, rc, cfg.seed + 7))
+            to_vqgm = np.asarray(condition_ids(w.conditions, vqgm.conditions))   # world id → the VQGM's id, by name
+            replay = vqgm.sequences(to_vqgm[rc], tokenize_world(w, vqgm, rc, cfg.seed + 7, 2048))
         gpt = copy.deepcopy(vqgm.gpt).train()
         opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-        hist = {'loss': [], 'lr': [], 'neutral_rows': n_neutral}
+        hist = {'loss': [], 'lr': []}
         for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
             b = seqs[torch.randint(0, len(seqs), (n_neutral,), generator=g)]
             if n_neutral < cfg.batch_size:
@@ -548,10 +538,11 @@ def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_promp
     if n < 1: raise ValueError(f"need at least one image per reading, got n = {n}")
     if not iems: raise ValueError("no binary IEMs to read with")
     if not len(shares) and not len(guidance_scales): raise ValueError("nothing to read: give planted shares and/or guidance scales")
+    from cortex_nb.predictor import tokenize_world
     rows = []
     for s in shares:
         w = type(world)(world.config.replace(planted_share=float(s)))
-        ids = _render_tokens(w, vqgm, np.full(n, condition_ids([neutral_prompt], w.conditions)[0]), seed)
+        ids = tokenize_world(w, vqgm, np.full(n, condition_ids([neutral_prompt], w.conditions)[0]), seed, 2048)
         rows += [dict(source='world', planted_share=float(s), guidance_scale=np.nan, attribute_pair=name,
                       iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
     for gs in guidance_scales:

@@ -16,14 +16,21 @@ from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_di
 from .report import write_report, write_replicates_report
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'default_notebooks_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
-           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'reproduce', 'plan_paper_run',
-           'print_plan', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint',
+           'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
+           'reproduce', 'plan_paper_run', 'print_plan', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
     "The `paper_figures/` folder of the repository this package was installed from."
     return Path(cortex_nb.__file__).resolve().parent.parent/'paper_figures'
+
+def figures_out_dir(out_dir: str | os.PathLike) -> Path:
+    "A reproduction notebook's output folder, created: a relative `out_dir` is from the repository root, also when the notebook is opened in Jupyter from `paper_figures/`."
+    out = Path(out_dir)
+    if not out.is_absolute() and not Path('paper_figures').is_dir(): out = '..'/out
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 def list_notebooks(folder: str | os.PathLike, only: list[str] | None = None) -> list[Path]:
     "The reproduction notebooks in `folder`, in name order (optionally only those named in `only`)."

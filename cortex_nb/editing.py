@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .core import Preset, get_preset, ArtifactCache, write_json, atomic_path, cached_frame
 from .codebook import check_codebook, codebook_fingerprint
-from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection, EmbeddingOptimization,
+from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection, EmbeddingOptimization, ImageStreams,
                                     mask_side, central_mask, region_box_mask)
 
 # %% auto #0
@@ -209,7 +209,7 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
             for method in config.methods:
                 key = {'editing': config, 'iem': iem, 'codebook': codebook_fingerprint(vqgm.codebook),
                        'world': world.config, 'setting': setting, 'method': method,
-                       'noise': 'a stream per grid (ImageStreams, purpose 1)'}   # names the noise rule: results drawn by another are not reused
+                       'noise': f'a stream per grid (ImageStreams, purpose {ImageStreams.PURPOSE})'}   # results drawn by another rule are not reused
                 def build(folder, iem=iem, setting=setting, method=method):
                     save_result(run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress), folder/'result.safetensors')
                 res = load_result(cache.get_or_build('editing', key, build, verbose=progress)/'result.safetensors')

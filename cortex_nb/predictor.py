@@ -23,8 +23,8 @@ from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, world_for_p
 # %% auto #0
 __all__ = ['EMBED_INITS', 'GPTConfig', 'attention', 'CausalSelfAttention', 'Block', 'GPT', 'KVCache', 'ConditionVocab',
            'check_sampling', 'sample_tokens', 'PredictorConfig', 'init_code_embeddings', 'next_token_loss',
-           'train_predictor', 'save_gpt', 'load_gpt', 'SamplingConfig', 'WorldVQGM', 'build_world_vqgm',
-           'predictor_history']
+           'train_predictor', 'save_gpt', 'load_gpt', 'SamplingConfig', 'WorldVQGM', 'tokenize_world',
+           'build_world_vqgm', 'predictor_history']
 
 # %% ../nbs/05_predictor.ipynb #ed49ebdd
 @dataclass(frozen=True)
@@ -428,6 +428,15 @@ _PRED_SEED_BASE = 7_000_001
 
 def _predictor_key(pcfg, tcfg, world) -> dict: return {'predictor': pcfg, 'tokenizer': tcfg, 'world': world.config}
 
+def tokenize_world(world, tokenizer, condition_ids, seed: int, chunk: int = 1024, progress: bool = False) -> torch.Tensor:
+    "World images of the world's condition ids, tokenized by `tokenizer` (or a VQGM), `chunk` at a time (chunk from s: seed `seed + s`) → ids on the CPU."
+    if len(condition_ids) == 0: raise ValueError("no images to render")
+    out = []
+    for s in tqdm(range(0, len(condition_ids), chunk), disable=not progress, desc='tokenizing'):
+        b = world.render(np.asarray(condition_ids[s:s + chunk]), seed=seed + s)
+        out.append(tokenizer.encode(torch.from_numpy(np.ascontiguousarray(b.images)).float()).cpu())
+    return torch.cat(out)
+
 def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                      pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None,
                      sampling: SamplingConfig | None = None, progress: bool = True, device=None) -> WorldVQGM:
@@ -442,11 +451,8 @@ def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
         t0 = time.time()
         n_cond, per = len(world.conditions), pcfg.images_per_condition
         cond = np.repeat(np.arange(n_cond), per)
-        toks = []
-        for s in tqdm(range(0, len(cond), 1024), disable=not progress, desc='tokenizing'):
-            b = world.render(cond[s:s + 1024], seed=(pcfg.seed + 1) * _PRED_SEED_BASE + s)
-            toks.append(tok.encode(torch.from_numpy(np.ascontiguousarray(b.images)).float()).cpu())
-        tokens, cond_t = torch.cat(toks), torch.from_numpy(cond)
+        tokens = tokenize_world(world, tok, cond, (pcfg.seed + 1) * _PRED_SEED_BASE, progress=progress)
+        cond_t = torch.from_numpy(cond)
         t_tok = time.time() - t0
         gpt, hist = train_predictor(pcfg, tokens, cond_t, tcfg.codebook_size, n_cond, codebook=tok.codebook,
                                     progress=progress, device=device)
