@@ -12,7 +12,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 import cortex_nb
-from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir
+from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir, machine_description
 from .report import write_report, write_replicates_report
 
 # %% auto #0
@@ -126,6 +126,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **(extra_parameters or {})}
     state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
+    machine = machine_description()   # bf16 kernels differ between CPUs, and so do the trained artifacts
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
     for path in bar:
         bar.set_postfix_str(path.stem)
@@ -139,7 +140,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
             if state.exists(): state.unlink()
             raise
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
-        write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': parameters})
+        write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': parameters, 'machine': machine})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
     write_report(out, preset)
     return runs

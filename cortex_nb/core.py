@@ -14,8 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything',
-           'get_device', 'model_device', 'set_torch_threads', 'native_bf16', 'autocast', 'atomic_path', 'atomic_write',
-           'write_json', 'config_hash', 'default_cache_dir', 'ArtifactCache', 'cached_frame']
+           'get_device', 'model_device', 'set_torch_threads', 'native_bf16', 'autocast', 'cpu_model', 'bf16_kernels',
+           'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir',
+           'ArtifactCache', 'cached_frame']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -110,6 +111,32 @@ def autocast(precision: str, device: str | torch.device = 'cpu'):
     "`torch.autocast` to bfloat16 for `precision='bf16'`, a no-op context for 'fp32'."
     if precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == 'bf16')
+
+# %% ../nbs/00_core.ipynb #398bb9a7
+def cpu_model() -> str:
+    "The CPU's model name (Linux /proc/cpuinfo, else `platform.processor()`), or 'unknown CPU'."
+    import platform
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or 'unknown CPU'
+
+def bf16_kernels(device: str | torch.device | None = None) -> str:
+    "Which native bfloat16 path `device` has: 'AMX', 'AVX-512 BF16', 'CUDA' or 'none'."
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == 'cuda': return 'CUDA' if native_bf16(device) else 'none'
+    try:
+        if torch.cpu._is_amx_tile_supported(): return 'AMX'
+        if torch.cpu._is_avx512_bf16_supported(): return 'AVX-512 BF16'
+    except AttributeError: pass
+    return 'none'
+
+def machine_description(device: str | torch.device | None = None) -> str:
+    "The hardware behind a run's numbers: model, cores, native bf16 path and torch version."
+    device = torch.device(device) if device is not None else get_device()
+    model = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{cpu_model()}, {os.cpu_count()} cores'
+    return f'{model}, bf16: {bf16_kernels(device)}, torch {torch.__version__.split("+")[0]}'
 
 # %% ../nbs/00_core.ipynb #ea936743
 def _umask() -> int:
