@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything',
            'get_device', 'model_device', 'set_torch_threads', 'native_bf16', 'autocast', 'cpu_model', 'bf16_kernels',
-           'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'config_hash', 'default_cache_dir',
-           'ArtifactCache', 'cached_frame']
+           'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table',
+           'config_hash', 'default_cache_dir', 'ArtifactCache', 'cached_frame']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 @dataclass(frozen=True)
@@ -174,6 +174,17 @@ def _json_default(o):
     if isinstance(o, (set, tuple)): return list(o)
     raise TypeError(f"Cannot write {type(o).__name__} as JSON")
 
+# %% ../nbs/00_core.ipynb #664160be
+def save_figure(fig, path, dpi: int = 150) -> Path:
+    "Write matplotlib figure `fig` as a PNG at `path` atomically (tight bounding box); return the path."
+    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=dpi, bbox_inches='tight')
+    return Path(path)
+
+def save_table(df, path) -> Path:
+    "Write DataFrame `df` as a CSV at `path` atomically, without its index; return the path."
+    with atomic_path(path) as tmp: df.to_csv(tmp, index=False)
+    return Path(path)
+
 # %% ../nbs/00_core.ipynb #4845e177
 def _canonical(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -254,5 +265,5 @@ def cached_frame(cache: ArtifactCache, kind: str, key, build: Callable[[], Any],
     def make(folder):
         df = build()
         if not isinstance(df, pd.DataFrame): raise TypeError(f"cached_frame build for {kind!r} returned a {type(df).__name__}, not a DataFrame")
-        with atomic_path(folder/'table.csv') as tmp: df.to_csv(tmp, index=False)
+        save_table(df, folder/'table.csv')
     return pd.read_csv(cache.get_or_build(kind, key, make, verbose=verbose)/'table.csv')

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .core import atomic_path, atomic_write, get_preset
+from .core import atomic_write, get_preset, save_figure
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'PAPER_EVALUATOR',
@@ -303,8 +303,7 @@ def overview_figure(out, panels=OVERVIEW_PANELS, name: str = 'fig_overview.png')
     for ax, (img, cap) in zip(axes[:, 0], found):
         ax.imshow(img); ax.axis('off'); ax.set_title(cap, fontsize=9, loc='left')
     fig.tight_layout()
-    with atomic_path(out/name) as tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
-    plt.close(fig)
+    save_figure(fig, out/name, dpi=110); plt.close(fig)
     return out/name
 
 def run_summary(out, preset: str = 'tiny') -> str:
