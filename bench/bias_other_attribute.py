@@ -21,18 +21,19 @@ from cortex_nb.bias_audit import (run_bias_audit, attribute_store, binary_iem, e
                                   count_set_tokens, vqgm_fingerprint)
 from cortex_nb.bias_stats import cliffs_delta
 from cortex_nb.codebook import embed_tokens
-from cortex_nb.core import ArtifactCache, default_cache_dir
-from cortex_nb.token_sets import image_token_sets
+from cortex_nb.core import ArtifactCache, default_cache_dir, model_device
 
 
 def reads_favoured(iem, ids, codebook) -> np.ndarray:
     "Whether the binary IEM assigns each grid to its favoured attribute (label 0)."
+    codebook = codebook.detach().float().to(model_device(iem))
     with torch.no_grad():
-        return torch.cat([iem(embed_tokens(ids[s:s + 512], codebook)).argmax(-1) for s in range(0, len(ids), 512)]).numpy() == 0
+        return torch.cat([iem(embed_tokens(ids[s:s + 512], codebook)).argmax(-1).cpu() for s in range(0, len(ids), 512)]).numpy() == 0
 
 
 def subsample_to_share(is_favoured: np.ndarray, share: float, rng) -> np.ndarray:
-    "Indices of the largest subsample in which a fraction `share` is favoured."
+    "Indices of the largest subsample in which a fraction `share` (strictly between 0 and 1) is favoured."
+    if not 0 < share < 1: raise ValueError(f"the neutral images read {share:.0%} favoured: no mix to match")
     a, b = np.nonzero(is_favoured)[0], np.nonzero(~is_favoured)[0]
     m = int(min(len(a) / share, len(b) / (1 - share)))
     n_a = int(round(m * share))
@@ -55,12 +56,13 @@ def main():
         other = next(p for p in res.pairs if p != pair)
         store = attribute_store(vqgm, prompts, cfg, cache, key, False)
         iem, meta = binary_iem(vqgm, store, a.preset, cache, cfg, False)
-        explained = [explain_attribute(iem, store, codebook, label, a.preset, cache, cfg, Path(meta['folder']).name, False)
-                     for label in range(2)]
+        # the audit's picks come from these grids, in this order
+        grids = [explain_attribute(iem, store, codebook, label, a.preset, cache, cfg, Path(meta['folder']).name, False)[0]
+                 for label in range(2)]
         keep = [subsample_to_share(reads_favoured(res.iems[other], ids.long(), codebook), neutral_share[other], rng)
-                for ids, _ in explained]
-        for n, n_pos in res.positions.items():
-            picks = [image_token_sets(tis, ids, n_pos)[1] for ids, tis in explained]
+                for ids in grids]
+        for n in res.positions:
+            picks = [res.picks[(pair, prompt, n)] for prompt in prompts]
             for variant, chosen in (('as audited', picks), (f'{other} at the neutral mix', [p[torch.from_numpy(k)] for p, k in zip(picks, keep)])):
                 x, y = (count_set_tokens(neutral, token_set_from_picks(p, cfg.k, K)) for p in chosen)
                 print(f"{pair:8s} top-{n:<2d} {variant:30s} counts {x.mean():.2f} vs {y.mean():.2f}  δ {cliffs_delta(x, y):+.3f}  "

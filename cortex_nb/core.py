@@ -135,7 +135,8 @@ def bf16_kernels(device: str | torch.device | None = None) -> str:
 def machine_description(device: str | torch.device | None = None) -> str:
     "The hardware behind a run's numbers: model, cores, native bf16 path and torch version."
     device = torch.device(device) if device is not None else get_device()
-    model = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{cpu_model()}, {os.cpu_count()} cores'
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()   # the CPUs this process may use
+    model = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{cpu_model()}, {cores} cores'
     return f'{model}, bf16: {bf16_kernels(device)}, torch {torch.__version__.split("+")[0]}'
 
 # %% ../nbs/00_core.ipynb #ea936743

@@ -323,7 +323,7 @@ def run_summary(out, preset: str = 'tiny') -> str:
     if seeds: parts.append('seed ' + '/'.join(sorted(str(default_seed if s is None else s) for s in seeds)))
     timing = _read(out, 'vqgm_timing.csv')
     if timing is not None and 'device' in timing: parts.append(str(timing.device.iloc[0]))
-    machines = sorted({s['machine'] for s in states.values() if s.get('machine')})
+    machines = sorted({s['machine'] for s in states.values() if isinstance(s.get('machine'), str) and s['machine']})
     if machines: parts.append(' + '.join(machines))
     secs = {k: s['seconds'] for k, s in states.items() if isinstance(s.get('seconds'), (int, float))}
     if secs: parts.append(f"notebooks {sum(secs.values()) / 60:.1f} min (" + ', '.join(f'{k[:2]} {v:.0f} s' for k, v in secs.items()) + ')')

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-# The tests run the whole tiny reproduction (30–34 min on 2 cores from an empty cache, under
+# The tests run the whole tiny reproduction (23–34 min on 2 cores from an empty cache, Intel to AMD, under
 # 2 min once the artifacts are cached) so that CI asserts the paper's claims. While iterating,
 # CORTEX_NB_QUICK_TESTS=1 runs only the concept-world notebook through the same runner.
 FULL = os.environ.get('CORTEX_NB_QUICK_TESTS') != '1'
