@@ -164,6 +164,7 @@ class CodebookOptResult:
     config: CodebookOptConfig
     images: torch.Tensor | None = None   # (B, 3, H, W) decoded edited grids, if a VQGM was given
     seconds: float = 0.0
+    index_offset: int = 0            # grid b drew its random start and noise from stream index_offset + b
 
     def __len__(self): return len(self.ids)
     def __repr__(self):
@@ -332,7 +333,7 @@ class _MaskedOptimizer:
             self.iem.train(was_training)
             for p, r in zip(self.iem.parameters(), req): p.requires_grad_(r)
         res = CodebookOptResult(self.method, ids, mask, target, pos, ck_tokens[-1], ck_steps, torch.stack(ck_tokens),
-                                torch.empty(0), losses, probs, torch.empty(0), cfg)
+                                torch.empty(0), losses, probs, torch.empty(0), cfg, index_offset=int(index_offset))
         with torch.no_grad():
             was = self.iem.training; self.iem.eval()
             try:

@@ -100,13 +100,15 @@ def _cat_results(parts: list[CodebookOptResult]) -> CodebookOptResult:
     "Join results of consecutive batches (same method and config) into one."
     if len(parts) == 1: return parts[0]
     offs = np.cumsum([0] + [len(p) for p in parts[:-1]])
+    if [p.index_offset for p in parts] != [parts[0].index_offset + int(o) for o in offs]:
+        raise ValueError(f"batches drew from streams {[p.index_offset for p in parts]}, not consecutive ones for sizes {[len(p) for p in parts]}")
     pos = torch.cat([p.positions + torch.tensor([int(o), 0, 0]) for p, o in zip(parts, offs)])
     cat = lambda name, dim=0: torch.cat([getattr(p, name) for p in parts], dim)
     images = cat('images') if all(p.images is not None for p in parts) else None
     return CodebookOptResult(parts[0].method, cat('ids'), cat('mask'), cat('target'), pos, cat('tokens'),
                              parts[0].checkpoint_steps, cat('checkpoint_tokens', 1), cat('checkpoint_prob', 1),
                              cat('loss', 1), cat('step_prob', 1), cat('p_before'), parts[0].config, images,
-                             sum(p.seconds for p in parts))
+                             sum(p.seconds for p in parts), parts[0].index_offset)
 
 def run_edits(iem: nn.Module, vqgm, edit_set: EditSet, method: str, setting: str, config: CodebookOptConfig,
               batch_size: int = 512, progress: bool = False) -> CodebookOptResult:
@@ -176,7 +178,8 @@ def save_result(result: CodebookOptResult, path) -> Path:
     "Write a result (without decoded images) to a safetensors file with its config as metadata, atomically."
     from safetensors.torch import save_file
     meta = {'method': result.method, 'checkpoint_steps': json.dumps(result.checkpoint_steps),
-            'config': json.dumps(dataclasses.asdict(result.config)), 'seconds': str(result.seconds)}
+            'config': json.dumps(dataclasses.asdict(result.config)), 'seconds': str(result.seconds),
+            'index_offset': str(result.index_offset)}
     with atomic_path(path) as tmp:
         save_file({k: getattr(result, k).contiguous() for k in _TENSORS}, str(tmp), metadata=meta)
     return Path(path)
@@ -191,7 +194,8 @@ def load_result(path) -> CodebookOptResult:
     return CodebookOptResult(meta['method'], **{k: t[k] for k in ('ids', 'mask', 'target', 'positions', 'tokens')},
                              checkpoint_steps=json.loads(meta['checkpoint_steps']),
                              **{k: t[k] for k in ('checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')},
-                             config=CodebookOptConfig(**json.loads(meta['config'])), seconds=float(meta['seconds']))
+                             config=CodebookOptConfig(**json.loads(meta['config'])), seconds=float(meta['seconds']),
+                             index_offset=int(meta.get('index_offset', 0)))   # files from before 2026-11-27: every run started at 0
 
 def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
                        progress: bool = True) -> tuple[pd.DataFrame, dict]:
