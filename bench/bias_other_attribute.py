@@ -9,7 +9,11 @@ neutral images' mix, and recounts the same neutral images. Nothing is retrained:
 
 Per pair and top-n it prints the two sets' mean counts per neutral image and Cliff's δ, as audited and re-derived.
 
-usage: python bench/bias_other_attribute.py [--preset tiny] [--threads 2]
+Then, per guidance scale (--guidance), where the sets' ids go missing: the favoured set's ids per image among the
+grids the pair's IEM reads as favoured, split by the other attribute's reading, under the favoured prompt and under
+the neutral prompt (fresh samples, --n per prompt and scale, the smallest top-n).
+
+usage: python bench/bias_other_attribute.py [--preset tiny] [--threads 2] [--guidance 5 3 1] [--n 600]
 """
 import argparse
 from pathlib import Path
@@ -44,6 +48,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--preset', default='tiny')
     ap.add_argument('--threads', type=int, default=2)
+    ap.add_argument('--guidance', type=float, nargs='*', default=[5.0, 3.0, 1.0])
+    ap.add_argument('--n', type=int, default=600)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cache = ArtifactCache(default_cache_dir())
@@ -67,6 +73,17 @@ def main():
                 x, y = (count_set_tokens(neutral, token_set_from_picks(p, cfg.k, K)) for p in chosen)
                 print(f"{pair:8s} top-{n:<2d} {variant:30s} counts {x.mean():.2f} vs {y.mean():.2f}  δ {cliffs_delta(x, y):+.3f}  "
                       f"({min(len(p) for p in chosen)}+ images per set)")
+    n = min(res.positions)
+    for scale in a.guidance:
+        for pair, (fav, _) in res.pairs.items():
+            other = next(p for p in res.pairs if p != pair)
+            for prompt in (fav, res.neutral_prompt):
+                ids = vqgm.sample([prompt], a.n, seed=77, guidance_scale=scale).cpu().long()
+                is_fav, other_fav = (reads_favoured(res.iems[p], ids, codebook) for p in (pair, other))
+                count = count_set_tokens(ids, res.token_sets[(pair, fav, n)])
+                split = ', '.join(f"{other} {'favoured' if o else 'other'} {count[is_fav & (other_fav == o)].mean():.2f} "
+                                  f"(n = {int((is_fav & (other_fav == o)).sum())})" for o in (True, False))
+                print(f"guidance {scale:g}  {prompt:14s} read {fav}: {is_fav.mean():.0%}; {fav}-set ids per such grid: {split}")
 
 
 if __name__ == '__main__':
