@@ -22,17 +22,9 @@ import numpy as np
 import torch
 
 from cortex_nb.bias_audit import (run_bias_audit, attribute_store, binary_iem, explain_attribute, token_set_from_picks,
-                                  count_set_tokens, vqgm_fingerprint)
+                                  count_set_tokens, vqgm_fingerprint, reads_favoured)
 from cortex_nb.bias_stats import cliffs_delta
-from cortex_nb.codebook import embed_tokens
-from cortex_nb.core import ArtifactCache, default_cache_dir, model_device
-
-
-def reads_favoured(iem, ids, codebook) -> np.ndarray:
-    "Whether the binary IEM assigns each grid to its favoured attribute (label 0)."
-    codebook = codebook.detach().float().to(model_device(iem))
-    with torch.no_grad():
-        return torch.cat([iem(embed_tokens(ids[s:s + 512], codebook)).argmax(-1).cpu() for s in range(0, len(ids), 512)]).numpy() == 0
+from cortex_nb.core import ArtifactCache, default_cache_dir
 
 
 def subsample_to_share(is_favoured: np.ndarray, share: float, rng) -> np.ndarray:
@@ -55,7 +47,7 @@ def main():
     cache = ArtifactCache(default_cache_dir())
     vqgm, res, _ = run_bias_audit(a.preset, cache, progress=False)
     cfg, K, codebook, neutral = res.config, len(vqgm.codebook), vqgm.codebook, res.neutral_ids
-    neutral_share = {p: float(reads_favoured(res.iems[p], neutral, codebook).mean()) for p in res.pairs}
+    neutral_share = {p: float(reads_favoured(res.iems[p], neutral, codebook).float().mean()) for p in res.pairs}
     print('neutral images read as favoured: ' + ', '.join(f'{p} {s:.0%}' for p, s in neutral_share.items()))
     rng, key = np.random.default_rng(0), vqgm_fingerprint(vqgm)
     for pair, prompts in res.pairs.items():
@@ -65,7 +57,7 @@ def main():
         # the audit's picks come from these grids, in this order
         grids = [explain_attribute(iem, store, codebook, label, a.preset, cache, cfg, Path(meta['folder']).name, False)[0]
                  for label in range(2)]
-        keep = [subsample_to_share(reads_favoured(res.iems[other], ids.long(), codebook), neutral_share[other], rng)
+        keep = [subsample_to_share(reads_favoured(res.iems[other], ids.long(), codebook).numpy(), neutral_share[other], rng)
                 for ids in grids]
         for n in res.positions:
             picks = [res.picks[(pair, prompt, n)] for prompt in prompts]
@@ -79,7 +71,7 @@ def main():
             other = next(p for p in res.pairs if p != pair)
             for prompt in (fav, res.neutral_prompt):
                 ids = vqgm.sample([prompt], a.n, seed=77, guidance_scale=scale).cpu().long()
-                is_fav, other_fav = (reads_favoured(res.iems[p], ids, codebook) for p in (pair, other))
+                is_fav, other_fav = (reads_favoured(res.iems[p], ids, codebook).numpy() for p in (pair, other))
                 count = count_set_tokens(ids, res.token_sets[(pair, fav, n)])
                 split = ', '.join(f"{other} {'favoured' if o else 'other'} {count[is_fav & (other_fav == o)].mean():.2f} "
                                   f"(n = {int((is_fav & (other_fav == o)).sum())})" for o in (True, False))

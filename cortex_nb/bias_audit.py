@@ -31,8 +31,8 @@ from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 __all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks', 'concept_token_set', 'count_set_tokens',
            'set_selection_interval', 'vqgm_fingerprint', 'attribute_store', 'binary_iem', 'explain_attribute',
            'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig',
-           'finetune_neutral', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'iem_share_readings',
-           'run_bias_audit']
+           'finetune_neutral', 'reads_favoured', 'bias_calibration', 'mixture_calibration', 'plot_calibration',
+           'iem_share_readings', 'run_bias_audit']
 
 # %% ../nbs/18_bias_audit.ipynb #055bee33
 @dataclass(frozen=True)
@@ -427,7 +427,7 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         w = type(world)(wcfg)
         g = seed_everything(cfg.seed)
         dev = model_device(vqgm.gpt)
-        toks = tokenize_world(w, vqgm, np.full(cfg.n_images, condition_ids([neutral_prompt], w.conditions)[0]), cfg.seed + 99, 2048)
+        toks = _neutral_world_grids(w, vqgm, neutral_prompt, cfg.n_images, cfg.seed + 99)
         seqs = vqgm.sequences([cid] * len(toks), toks)
         n_neutral = cfg.neutral_rows()
         if n_neutral < cfg.batch_size:   # replay: every condition of the (re-planted) world, as the predictor saw them
@@ -453,11 +453,19 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
     return vqgm.with_gpt(load_gpt(folder, device=model_device(vqgm.gpt)))
 
 @torch.no_grad()
-def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:
-    "Fraction of grids the binary IEM assigns to label 0 (the favoured attribute)."
+def reads_favoured(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    "Per grid, whether the binary IEM assigns it to label 0 (the favoured attribute) → bool (N,) on the CPU."
     iem.eval(); cb = codebook.detach().float().to(model_device(iem))   # ids follow the codebook (embed_tokens)
-    pred = torch.cat([iem(embed_tokens(ids[s:s + 512], cb)).argmax(1) for s in range(0, len(ids), 512)])
-    return float((pred == 0).float().mean())
+    return torch.cat([iem(embed_tokens(ids[s:s + 512], cb)).argmax(1).cpu() for s in range(0, len(ids), 512)]) == 0
+
+def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:
+    "Fraction of grids the binary IEM assigns to the favoured attribute."
+    return float(reads_favoured(iem, ids, codebook).float().mean())
+
+def _neutral_world_grids(world, vqgm, neutral_prompt: str, n: int, seed: int) -> torch.Tensor:
+    "`n` world images of `neutral_prompt` (at `world`'s planted share), tokenized by `vqgm`."
+    from cortex_nb.predictor import tokenize_world
+    return tokenize_world(world, vqgm, np.full(n, condition_ids([neutral_prompt], world.conditions)[0]), seed, 2048)
 
 def bias_calibration(result: BiasAuditResult, vqgm_for_share: Callable[[float], VQGM], shares: Sequence[float],
                      codebook: torch.Tensor | None = None, n_neutral: int | None = None, progress: bool = True) -> pd.DataFrame:
@@ -538,11 +546,10 @@ def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_promp
     if n < 1: raise ValueError(f"need at least one image per reading, got n = {n}")
     if not iems: raise ValueError("no binary IEMs to read with")
     if not len(shares) and not len(guidance_scales): raise ValueError("nothing to read: give planted shares and/or guidance scales")
-    from cortex_nb.predictor import tokenize_world
     rows = []
     for s in shares:
         w = type(world)(world.config.replace(planted_share=float(s)))
-        ids = tokenize_world(w, vqgm, np.full(n, condition_ids([neutral_prompt], w.conditions)[0]), seed, 2048)
+        ids = _neutral_world_grids(w, vqgm, neutral_prompt, n, seed)
         rows += [dict(source='world', planted_share=float(s), guidance_scale=np.nan, attribute_pair=name,
                       iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
     for gs in guidance_scales:

@@ -14,7 +14,7 @@ import torch
 
 # %% auto #0
 __all__ = ['PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything',
-           'get_device', 'model_device', 'set_torch_threads', 'native_bf16', 'autocast', 'cpu_model', 'bf16_kernels',
+           'get_device', 'model_device', 'set_torch_threads', 'bf16_kernels', 'native_bf16', 'autocast', 'cpu_model',
            'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table',
            'config_hash', 'default_cache_dir', 'ArtifactCache', 'cached_frame']
 
@@ -100,12 +100,19 @@ def set_torch_threads(preset: str | Preset) -> int:
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')
 
+def bf16_kernels(device: str | torch.device | None = None) -> str:
+    "Which native bfloat16 path `device` (default: `get_device()`'s) has: 'AMX', 'AVX-512 BF16', 'CUDA' or 'none'."
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == 'cuda': return 'CUDA' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'none'
+    try:
+        if torch.cpu._is_amx_tile_supported(): return 'AMX'
+        if torch.cpu._is_avx512_bf16_supported(): return 'AVX-512 BF16'
+    except AttributeError: pass
+    return 'none'
+
 def native_bf16(device: str | torch.device | None = None) -> bool:
     "Whether `device` (default: `get_device()`'s, where training runs) computes bfloat16 natively (AVX-512 BF16/AMX CPU, bf16 GPU)."
-    device = torch.device(device) if device is not None else get_device()
-    if device.type == 'cuda': return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try: return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError: return False
+    return bf16_kernels(device) != 'none'
 
 def autocast(precision: str, device: str | torch.device = 'cpu'):
     "`torch.autocast` to bfloat16 for `precision='bf16'`, a no-op context for 'fp32'."
@@ -121,16 +128,6 @@ def cpu_model() -> str:
             if line.startswith('model name'): return line.split(':', 1)[1].strip()
     except OSError: pass
     return platform.processor() or 'unknown CPU'
-
-def bf16_kernels(device: str | torch.device | None = None) -> str:
-    "Which native bfloat16 path `device` has: 'AMX', 'AVX-512 BF16', 'CUDA' or 'none'."
-    device = torch.device(device) if device is not None else get_device()
-    if device.type == 'cuda': return 'CUDA' if native_bf16(device) else 'none'
-    try:
-        if torch.cpu._is_amx_tile_supported(): return 'AMX'
-        if torch.cpu._is_avx512_bf16_supported(): return 'AVX-512 BF16'
-    except AttributeError: pass
-    return 'none'
 
 def machine_description(device: str | torch.device | None = None) -> str:
     "The hardware behind a run's numbers: model, cores, native bf16 path and torch version."
