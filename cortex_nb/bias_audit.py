@@ -98,7 +98,7 @@ def check_attribute_prompts(attribute_prompts, neutral_prompt: str, known: Seque
 def token_set_from_picks(picks: torch.Tensor, k: int, codebook_size: int) -> torch.Tensor:
     "T*_concept from top-n picks (N, n): the k ids most frequent among them, by `token_sets.concept_token_sets` (ties → smaller id)."
     table = concept_token_sets(picks, torch.zeros(len(picks), dtype=torch.long), k, int(codebook_size), 1)
-    return torch.as_tensor(table['token_id'].to_numpy(np.int64))
+    return torch.tensor(table['token_id'].to_numpy(np.int64))   # a copy: pandas may hand out a read-only array
 
 def concept_token_set(ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, codebook_size: int | None = None) -> torch.Tensor:
     "T*_concept of one attribute's images (eq. 5): T*_image by `token_sets.image_token_sets`, then `token_set_from_picks`."
