@@ -303,12 +303,17 @@ def neutral_counts(vqgm: VQGM, token_sets: Mapping, neutral_prompt: str, n: int,
     return ids, {key: count_set_tokens(ids, s) for key, s in token_sets.items()}
 
 def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny', cache=None,
-               config: BiasAuditConfig | None = None, vqgm_key: str | None = None, progress: bool = True) -> BiasAuditResult:
+               config: BiasAuditConfig | None = None, vqgm_key: str | None = None, progress: bool = True,
+               train_config: TrainConfig | None = None) -> BiasAuditResult:
     "The bias audit of §5.1: binary IEM per attribute pair, T*_concept per attribute, token counts under the neutral prompt, Cliff's δ."
     check_vqgm(vqgm)
     cfg = config or BiasAuditConfig.for_preset(preset)
     pairs = check_attribute_prompts(attribute_prompts, neutral_prompt, vqgm.conditions)
     if cfg.n_neutral < 1: raise ValueError(f"the neutral sample is empty (n_neutral = {cfg.n_neutral})")
+    tcfg = train_config or TrainConfig.for_preset(preset, cfg.arch)
+    if 2 * cfg.n_train < tcfg.batch_size:   # say so before sampling, which is the slow part with a real VQGM
+        raise ValueError(f"the binary IEMs would train on 2 × n_train = {2 * cfg.n_train} grids, fewer than one batch of "
+                         f"{tcfg.batch_size}: raise n_train or pass a train_config with a smaller batch_size")
     K, _ = check_codebook(vqgm.codebook)
     positions = cfg.positions(vqgm.grid_size)
     cache = _cache(cache)
@@ -317,7 +322,7 @@ def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny'
     for name, pair in pairs.items():
         t0 = time.time()
         store = attribute_store(vqgm, pair, cfg, cache, vqgm_key, progress)
-        iem, meta = binary_iem(vqgm, store, preset, cache, cfg, progress)
+        iem, meta = binary_iem(vqgm, store, preset, cache, cfg, progress, train_config=tcfg)
         acc[name], iems[name] = float(meta['metrics']['top1']), iem
         test_labels = store.labels('test')
         for label, prompt in enumerate(pair):
