@@ -16,9 +16,9 @@ from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_di
 from .report import write_report, write_replicates_report
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint',
-           'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
-           'reproduce', 'plan_paper_run', 'print_plan', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'PAPER_RUN_NOT_WIRED', 'default_notebooks_dir', 'figures_out_dir', 'list_notebooks',
+           'library_fingerprint', 'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun',
+           'run_notebook', 'reproduce', 'plan_paper_run', 'print_plan', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -110,12 +110,18 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     return target
 
 # %% ../nbs/90_cli.ipynb #937a8d76
+PAPER_RUN_NOT_WIRED = (
+    "the reproduction notebooks in paper_figures/ run on the concept world; they do not yet take the taming VQGAN, so "
+    "--preset paper would ignore --vqgan-config/--vqgan-ckpt and train a paper-sized concept world instead of explaining "
+    "the ImageNet VQGAN. --dry-run checks the inputs and prints the plan. To explain the VQGAN now, use the library: "
+    "load_taming_vqgan → build_synthetic_store → get_iem_from_store → TokenImportance (README: 'Using the library on your own VQGM')")
+
 def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
               cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
               extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True,
               seed: int | None = None) -> list[NotebookRun]:
     "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
-    get_preset(preset)  # refuse an unknown preset before running anything
+    if get_preset(preset).name == 'paper' and notebooks is None: raise ValueError(PAPER_RUN_NOT_WIRED)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     out = Path(out or f'paper_figures/out/{preset}' + ('' if seed is None else f'-seed{seed}')).resolve()
@@ -248,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             get_preset(args.preset)
             if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0
-            print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops)); return 0
+            print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
+            print(f"note: the plan is all --preset paper does today: {PAPER_RUN_NOT_WIRED}"); return 0
         runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
                          seed=args.seed)
     except (NotebookFailed, ValueError, FileNotFoundError) as e:
