@@ -21,7 +21,7 @@ from safetensors.torch import save_file, load_file
 from .core import *
 from .codebook import VQGM, check_vqgm, RandomVQGM, condition_ids, check_codebook, embed_tokens
 from .store import TokenStore
-from .synthetic import build_synthetic_store
+from .synthetic import build_synthetic_store, vqgm_fingerprint
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
 from .token_sets import explain_split, image_token_sets, concept_token_sets, token_frequencies
@@ -29,10 +29,10 @@ from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
 __all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks', 'concept_token_set', 'count_set_tokens',
-           'set_selection_interval', 'vqgm_fingerprint', 'attribute_store', 'binary_iem', 'explain_attribute',
-           'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig',
-           'finetune_neutral', 'reads_favoured', 'bias_calibration', 'mixture_calibration', 'plot_calibration',
-           'iem_share_readings', 'run_bias_audit']
+           'set_selection_interval', 'attribute_store', 'binary_iem', 'explain_attribute', 'frequency_table',
+           'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig', 'finetune_neutral',
+           'reads_favoured', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'iem_share_readings',
+           'run_bias_audit']
 
 # %% ../nbs/18_bias_audit.ipynb #055bee33
 @dataclass(frozen=True)
@@ -142,13 +142,6 @@ def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tens
     a = (1 - confidence_level) / 2
     return dict(delta_sets_low=float(np.quantile(deltas, a)), delta_sets_high=float(np.quantile(deltas, 1 - a)),
                 set_stability=float(torch.stack(stability).mean()))
-
-# %% ../nbs/18_bias_audit.ipynb #123278c4
-def vqgm_fingerprint(vqgm, length: int = 16) -> str:
-    "A hash of the VQGM: its weights (the whole state_dict of an nn.Module, else its codebook), conditions and sampling settings."
-    return config_hash({'conditions': list(vqgm.conditions), 'sampling': getattr(vqgm, 'sampling', None),
-                        'vocab': getattr(vqgm, 'vocab', None), 'weights': vqgm if isinstance(vqgm, nn.Module) else vqgm.codebook},
-                       length=length)
 
 # %% ../nbs/18_bias_audit.ipynb #33488986
 def _cache(cache) -> ArtifactCache: return cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)

@@ -16,9 +16,10 @@ from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_di
 from .report import write_report, write_replicates_report
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'PAPER_RUN_NOT_WIRED', 'default_notebooks_dir', 'figures_out_dir', 'list_notebooks',
-           'library_fingerprint', 'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun',
-           'run_notebook', 'reproduce', 'plan_paper_run', 'print_plan', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'default_notebooks_dir', 'figures_out_dir',
+           'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed',
+           'NotebookRun', 'run_notebook', 'run_backbone', 'backbone_notebooks', 'reproduce', 'plan_paper_run',
+           'print_plan', 'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -62,8 +63,8 @@ def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
 # %% ../nbs/90_cli.ipynb #5a88905f
 REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir', 'seed')
 
-def check_parameters_cell(path: str | os.PathLike) -> None:
-    "Raise unless notebook `path` has a cell tagged `parameters` that sets preset, out_dir, cache_dir and seed."
+def check_parameters_cell(path: str | os.PathLike) -> set[str]:
+    "The names notebook `path`'s `parameters` cell sets; raise unless it has one that sets preset, out_dir, cache_dir and seed."
     import ast
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
@@ -74,6 +75,7 @@ def check_parameters_cell(path: str | os.PathLike) -> None:
              for t in node.targets if isinstance(t, ast.Name)}
     missing = [n for n in REQUIRED_PARAMETERS if n not in names]
     if missing: raise ValueError(f"{Path(path).name}: its parameters cell does not set {missing}")
+    return names
 
 # %% ../nbs/90_cli.ipynb #86a249bf
 class NotebookFailed(RuntimeError):
@@ -110,24 +112,44 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     return target
 
 # %% ../nbs/90_cli.ipynb #937a8d76
-PAPER_RUN_NOT_WIRED = (
-    "the reproduction notebooks in paper_figures/ run on the concept world; they do not yet take the taming VQGAN, so "
-    "--preset paper would ignore --vqgan-config/--vqgan-ckpt and train a paper-sized concept world instead of explaining "
-    "the ImageNet VQGAN. --dry-run checks the inputs and prints the plan. To explain the VQGAN now, use the library: "
-    "load_taming_vqgan → build_synthetic_store → get_iem_from_store → TokenImportance (README: 'Using the library on your own VQGM')")
+VQGAN_NOTEBOOKS = ('01_vqgan', '02_iem', '03_sample_level')   # what runs on a taming VQGAN; 01_vqgan runs on nothing else
+VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7 and Table 2 "
+                   f"({', '.join(VQGAN_NOTEBOOKS)}); the world's own checks (tokenizer, world-trained evaluators, ground "
+                   "truth, calibration), codebook-level editing (Table 5, Fig. 5), the bias audit (Tables 3-4, which the "
+                   "paper ran on DALL-E mini) and the explorer run on the concept world only")
+
+def run_backbone(preset: str, parameters: dict) -> str:
+    "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."
+    given = [k for k in ('vqgan_config', 'vqgan_ckpt') if parameters.get(k)]
+    if len(given) == 1: raise ValueError(f"a VQGAN needs both --vqgan-config and --vqgan-ckpt; only {given[0]} was given")
+    if given: return 'vqgan'
+    if get_preset(preset).name == 'paper':
+        raise ValueError("--preset paper explains the paper's VQGAN: pass --vqgan-config and --vqgan-ckpt "
+                         "(the concept world at the paper's sizes is not the paper's setting)")
+    return 'world'
+
+def backbone_notebooks(paths: list[Path], backbone: str) -> list[Path]:
+    "The notebooks of `paths` that run on `backbone` ('vqgan': those of `VQGAN_NOTEBOOKS`; 'world': all but 01_vqgan)."
+    kept = [p for p in paths if (p.stem in VQGAN_NOTEBOOKS if backbone == 'vqgan' else p.stem != '01_vqgan')]
+    if not kept: raise ValueError(f"none of {[p.stem for p in paths]} runs on the {backbone}")
+    return kept
 
 def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
               cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
               extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True,
               seed: int | None = None) -> list[NotebookRun]:
     "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
-    if get_preset(preset).name == 'paper' and notebooks is None: raise ValueError(PAPER_RUN_NOT_WIRED)
+    backbone = run_backbone(preset, extra_parameters or {})
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    out = Path(out or f'paper_figures/out/{preset}' + ('' if seed is None else f'-seed{seed}')).resolve()
+    paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir(), only), backbone)
+    # a small preset on a VQGAN writes beside, not over, the world run of the same preset
+    suffix = ('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '') + ('' if seed is None else f'-seed{seed}')
+    out = Path(out or f'paper_figures/out/{preset}{suffix}').resolve()
     out.mkdir(parents=True, exist_ok=True)
-    paths = list_notebooks(notebooks or default_notebooks_dir(), only)
-    for path in paths: check_parameters_cell(path)
+    declared = {path: check_parameters_cell(path) for path in paths}
+    unknown = sorted(set(extra_parameters or {}) - set().union(*declared.values()))
+    if unknown: raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
     # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **(extra_parameters or {})}
@@ -136,19 +158,22 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
     for path in bar:
         bar.set_postfix_str(path.stem)
-        key, state = notebook_fingerprint(path, parameters), state_dir/f'{path.stem}.json'
+        # each notebook gets (and is fingerprinted by) the parameters it declares, so one it does not read cannot re-run it
+        nb_parameters = {k: v for k, v in parameters.items() if k in declared[path]}
+        key, state = notebook_fingerprint(path, nb_parameters), state_dir/f'{path.stem}.json'
         done = json.loads(state.read_text()) if state.exists() else {}
         if not force and done.get('fingerprint') == key and (out/path.name).exists():
             runs.append(NotebookRun(path.stem, 'skipped', 0.0, out/path.name)); continue
         t0 = time.time()
-        try: target = run_notebook(path, out, parameters, kernel_name, cwd=path.parent.parent)
+        try: target = run_notebook(path, out, nb_parameters, kernel_name, cwd=path.parent.parent)
         except NotebookFailed:
             if state.exists(): state.unlink()
             raise
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
-        write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': parameters, 'machine': machine})
+        write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': nb_parameters, 'machine': machine})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
-    write_report(out, preset)
+    write_report(out, preset, note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}, so their claims "
+                                   "show as missing." if backbone == 'vqgan' else None)
     return runs
 
 # %% ../nbs/90_cli.ipynb #43c4d7f5
@@ -222,12 +247,23 @@ def print_plan(plan) -> None:
     print(f"total: {plan.gpu_hours.sum():,.1f} GPU hours, {plan.storage_gb.sum():,.1f} GB written")
 
 # %% ../nbs/90_cli.ipynb #3ff245b1
+def parse_params(items: list[str]) -> dict:
+    "`-p NAME=VALUE` options → {name: value}, each value a Python literal if it reads as one, else the text."
+    import ast
+    out = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name.isidentifier(): raise ValueError(f"-p takes NAME=VALUE with NAME a Python name, got {item!r}")
+        try: out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError): out[name] = value
+    return out
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='cortex-nb', description='CORTEX: concept-centric token interpretation for VQGMs')
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('reproduce', help="run the paper_figures notebooks for a preset")
     r.add_argument('--preset', default='tiny', help=f"one of {sorted(PRESETS)}")
-    r.add_argument('--out', default=None, help="output folder (default paper_figures/out/PRESET)")
+    r.add_argument('--out', default=None, help="output folder (default paper_figures/out/PRESET; PRESET-vqgan for a small preset on a VQGAN)")
     r.add_argument('--notebooks', default=None, help="folder of reproduction notebooks (default: the repo's paper_figures/)")
     r.add_argument('--cache-dir', default=None, help="artifact cache (default $CORTEX_NB_CACHE or ~/.cache/cortex_nb)")
     r.add_argument('--only', nargs='*', default=None, help="run only these notebooks (names without .ipynb)")
@@ -236,6 +272,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)")
     r.add_argument('--vqgan-config', default=None, help="taming VQGAN config.yaml (paper preset)")
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
+    r.add_argument('--evaluators', nargs='+', default=None,
+                   help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local torch hub cache)")
+    r.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
+                   help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python literal, else as text")
     r.add_argument('--dry-run', action='store_true', help="check inputs and print the plan without running anything")
     r.add_argument('--tflops', type=float, default=100.0, help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate")
     rep = sub.add_parser('replicates', help="the claims of several reproduction runs (e.g. --seed replicates) side by side")
@@ -250,12 +290,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'replicates':
             path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
             print(f"{len(args.outs)} runs compared: {path}"); return 0
-        extra = {k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt)) if v}
+        extra = {**parse_params(args.param),
+                 **{k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt),
+                                      ('evaluator_names', args.evaluators)) if v}}
         if args.dry_run:
             get_preset(args.preset)
             if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
-            print(f"note: the plan is all --preset paper does today: {PAPER_RUN_NOT_WIRED}"); return 0
+            print(f"note: {VQGAN_NOT_WIRED}"); return 0
         runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
                          seed=args.seed)
     except (NotebookFailed, ValueError, FileNotFoundError) as e:

@@ -342,10 +342,10 @@ def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, pre
             'history': json.loads((folder/'history.json').read_text())}
     return model, meta
 
-def get_iem(arch: str, preset='tiny', cache=None, progress: bool = True) -> tuple[nn.Module, dict]:
-    "IEM `arch` ('ce', 're', 'te') trained on the synthetic store of `preset` (cached) → (model, metadata)."
+def get_iem(arch: str, preset='tiny', cache=None, progress: bool = True, vqgm=None, vqgm_key: str | None = None) -> tuple[nn.Module, dict]:
+    "IEM `arch` ('ce', 're', 'te') trained on the synthetic store of `preset` (cached; of `vqgm` if given, see `get_synthetic_store`) → (model, metadata)."
     from cortex_nb.synthetic import get_synthetic_store
-    vqgm, store = get_synthetic_store(preset, cache=cache)
+    vqgm, store = get_synthetic_store(preset, cache=cache, vqgm=vqgm, vqgm_key=vqgm_key)
     return get_iem_from_store(arch, store, vqgm.codebook, preset, cache=cache, progress=progress)
 
 # %% ../nbs/10_iem_training.ipynb #8612311b

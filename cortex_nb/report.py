@@ -329,11 +329,11 @@ def run_summary(out, preset: str = 'tiny') -> str:
     if secs: parts.append(f"notebooks {sum(secs.values()) / 60:.1f} min (" + ', '.join(f'{k[:2]} {v:.0f} s' for k, v in secs.items()) + ')')
     return '_Run: ' + ' · '.join(parts) + '_' if parts else '_Run: no record of the notebooks in this folder_'
 
-def write_report(out, preset: str = 'tiny') -> Path:
-    "Write `out/REPORT.md`: paper vs ours for every table, the claims, and every figure (the overview first)."
+def write_report(out, preset: str = 'tiny', note: str | None = None) -> Path:
+    "Write `out/REPORT.md`: paper vs ours for every table, the claims, and every figure (the overview first); `note` under the run line."
     out = Path(out); claims = collect_claims(out)
     overview = overview_figure(out)
-    md = [f"# CORTEX reproduction — preset `{preset}`", '', run_summary(out, preset), '']
+    md = [f"# CORTEX reproduction — preset `{preset}`", '', run_summary(out, preset), '', *([f'_{note}_', ''] if note else [])]
     if overview is not None: md += [f'![overview]({overview.name})', '']
     md += [f"{int(claims.holds.sum())} of {len(claims)} claims hold.", '', '## Claims', '',
           _md_table(claims.assign(holds=claims.holds.map({True: '✅ holds', False: '❌ does not hold'}),

@@ -19,7 +19,7 @@ from .store import TokenStoreWriter, TokenStore
 
 # %% auto #0
 __all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'sampling_kwargs', 'build_synthetic_store',
-           'store_images', 'SyntheticConfig', 'get_synthetic_store']
+           'store_images', 'SyntheticConfig', 'vqgm_fingerprint', 'get_synthetic_store']
 
 # %% ../nbs/06_synthetic_data.ipynb #4bbd2ffc
 SPLITS = ('train', 'val', 'test')
@@ -128,14 +128,25 @@ class SyntheticConfig:
         base.update(changes)
         return cls(**base)
 
+def vqgm_fingerprint(vqgm, length: int = 16) -> str:
+    "A hash of the VQGM: its weights (the whole state_dict of an nn.Module, else its codebook), conditions and sampling settings."
+    return config_hash({'conditions': list(vqgm.conditions), 'sampling': getattr(vqgm, 'sampling', None),
+                        'vocab': getattr(vqgm, 'vocab', None), 'weights': vqgm if isinstance(vqgm, torch.nn.Module) else vqgm.codebook},
+                       length=length)
+
 def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                        cfg: SyntheticConfig | None = None, progress: bool = True, device=None):
-    "The preset's world VQGM and its synthetic token store (class concepts), both built once and cached."
-    from cortex_nb.predictor import build_world_vqgm, PredictorConfig, _predictor_key
-    from cortex_nb.tokenizer import TokenizerConfig, world_for_preset
+                        cfg: SyntheticConfig | None = None, progress: bool = True, device=None,
+                        vqgm: VQGM | None = None, vqgm_key: str | None = None):
+    """The synthetic token store of `preset` and the VQGM it was sampled from, built once and cached.
+
+    Without `vqgm`, the preset's world VQGM (trained and cached too) and the world's class concepts; with one (e.g. the
+    paper's VQGAN from `load_taming_vqgan`), its conditions, keyed by `vqgm_key` (default: a hash of its weights)."""
     preset = get_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     cfg = cfg or SyntheticConfig.for_preset(preset)
+    if vqgm is not None: return _external_store(check_vqgm(vqgm), cfg, cache, vqgm_key or vqgm_fingerprint(vqgm), progress)
+    from cortex_nb.predictor import build_world_vqgm, PredictorConfig, _predictor_key
+    from cortex_nb.tokenizer import TokenizerConfig, world_for_preset
     vqgm = build_world_vqgm(preset, cache, progress=progress, device=device)
     world = world_for_preset(preset)
     concepts = list(cfg.conditions) if cfg.conditions is not None else list(world.concepts)
@@ -148,4 +159,17 @@ def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | st
                               guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size, progress=progress)
         write_json(folder/'timing.json', {'sample_seconds': time.time() - t0})
     folder = cache.get_or_build('synthetic', key, build, verbose=progress)
+    return vqgm, TokenStore(folder/'store')
+
+def _external_store(vqgm: VQGM, cfg: SyntheticConfig, cache: ArtifactCache, vqgm_key: str, progress: bool):
+    "`get_synthetic_store` for a VQGM the caller brings: every condition (or `cfg.conditions`) is a concept."
+    concepts = list(cfg.conditions) if cfg.conditions is not None else list(vqgm.conditions)
+    def build(folder):
+        t0 = time.time()
+        build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=concepts, seed=cfg.seed,
+                              batch_size=cfg.batch_size, temperature=cfg.temperature, top_k=cfg.top_k,
+                              guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size,
+                              provenance={'vqgm': vqgm_key}, progress=progress)
+        write_json(folder/'timing.json', {'sample_seconds': time.time() - t0})
+    folder = cache.get_or_build('synthetic', {'synthetic': cfg, 'vqgm': vqgm_key}, build, verbose=progress)
     return vqgm, TokenStore(folder/'store')

@@ -15,12 +15,13 @@ from torch import nn
 from .core import atomic_path, get_device
 from .codebook import check_embedding, check_images, check_token_ids, condition_ids, embed_tokens, quantize, VQGM
 from .predictor import GPT, GPTConfig, sample_tokens
+from .synthetic import vqgm_fingerprint
 
 # %% auto #0
 __all__ = ['CIN_TRANSFORMER', 'IGNORED_PREFIXES', 'TamingConfig', 'parse_taming_config', 'taming_config_dict',
            'read_taming_checkpoint', 'TamingFirstStage', 'imagenet_class_names', 'TamingVQGAN',
            'taming_gpt_state_shapes', 'load_taming_state', 'find_taming_logdir', 'load_taming_vqgan',
-           'write_tiny_taming_checkpoint']
+           'write_tiny_taming_checkpoint', 'vqgan_for_run']
 
 # %% ../nbs/08_taming.ipynb #bad8681a
 @dataclass(frozen=True)
@@ -415,3 +416,13 @@ def write_tiny_taming_checkpoint(folder, seed: int = 0, n_classes: int = 10, n_e
     with atomic_path(config_path) as tmp: OmegaConf.save(OmegaConf.create(cfg), tmp)
     with atomic_path(ckpt_path) as tmp: torch.save(ckpt, tmp)
     return config_path, ckpt_path
+
+# %% ../nbs/08_taming.ipynb #878c403a
+def vqgan_for_run(vqgan_config=None, vqgan_ckpt=None, device=None) -> tuple[TamingVQGAN | None, str | None]:
+    "The taming VQGAN a reproduction explains and its cache key, or (None, None) for the concept world; both paths or neither."
+    if not vqgan_config and not vqgan_ckpt: return None, None
+    if not (vqgan_config and vqgan_ckpt):
+        raise ValueError(f"a VQGAN needs both its config and its checkpoint; got config={vqgan_config!r}, checkpoint={vqgan_ckpt!r}")
+    names = 'imagenet' if parse_taming_config(vqgan_config).n_classes == 1000 else None
+    vq = load_taming_vqgan(vqgan_config, vqgan_ckpt, device=get_device(device), conditions=names)
+    return vq, vqgm_fingerprint(vq)
