@@ -21,9 +21,10 @@ from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection,
                                     mask_side, central_mask, region_box_mask)
 
 # %% auto #0
-__all__ = ['METHODS', 'MASK_SETTINGS', 'EditingConfig', 'partner_map', 'EditSet', 'make_edit_set', 'run_edits', 'score_edits',
-           'summarize_edits', 'save_result', 'load_result', 'editing_experiment', 'plot_edit_sequence',
-           'concept_prototypes', 'token_overlap', 'plot_prototypes']
+__all__ = ['METHODS', 'MASK_SETTINGS', 'PAPER_EDIT_PAIRS', 'EditingConfig', 'partner_map', 'EditSet', 'make_edit_set',
+           'default_edit_pairs', 'store_edit_set', 'run_edits', 'score_edits', 'summarize_edits', 'save_result',
+           'load_result', 'editing_experiment', 'plot_edit_sequence', 'concept_prototypes', 'token_overlap',
+           'plot_prototypes']
 
 # %% ../nbs/16_editing.ipynb #0f9aa6a2
 METHODS = {'token_selection': TokenSelection, 'embedding': EmbeddingOptimization}
@@ -94,6 +95,32 @@ def make_edit_set(world, vqgm, n_per_concept: int, seed: int, side: int | None =
     masks = {'part': region_box_mask(torch.from_numpy(batch.head_mask), m, side),
              'central': central_mask(m, side, central_start).expand(len(ids), m, m).clone()}
     return EditSet(images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(world.concepts))
+
+# %% ../nbs/16_editing.ipynb #23efa76b
+PAPER_EDIT_PAIRS = tuple((label, 30 - label) for label in range(10, 15))   # (10, 20) … (14, 16): bird classes of ImageNet
+
+def default_edit_pairs(n_classes: int) -> tuple[tuple[int, int], ...]:
+    "The paper's five ImageNet pairs for a 1000-class VQGM, else (0, 1), (2, 3), … (at most five pairs)."
+    if n_classes == 1000: return PAPER_EDIT_PAIRS
+    if n_classes < 2: raise ValueError(f"editing needs at least two classes to pair, got {n_classes}")
+    return tuple((c, c + 1) for c in range(0, min(n_classes, 10) - 1, 2))
+
+def store_edit_set(vqgm, store, pairs: Sequence[tuple[int, int]], n_per_concept: int, side: int | None = None,
+                   central_start: int | None = None, split: str = 'test') -> EditSet:
+    "The first `n_per_concept` `split` grids of every class in `pairs`, decoded, with partners and the central mask."
+    partners = partner_map(pairs)
+    labels_all = store.labels(split)
+    bad = [c for c in partners if not 0 <= c < len(store.conditions)]
+    if bad: raise ValueError(f"pair classes {bad} are not classes of the store ({len(store.conditions)} classes)")
+    idx = np.concatenate([np.nonzero(labels_all == c)[0][:n_per_concept] for c in sorted(partners)])
+    short = [c for c in sorted(partners) if (labels_all[idx] == c).sum() < n_per_concept]
+    if short: raise ValueError(f"the store's {split} split holds fewer than {n_per_concept} grids of class(es) {short}")
+    ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
+    labels = torch.from_numpy(labels_all[idx].astype(np.int64))
+    with torch.no_grad(): images = torch.cat([vqgm.decode(ids[s:s + 256]).float().clamp(0, 1).cpu() for s in range(0, len(ids), 256)])
+    m = ids.shape[-1]
+    masks = {'central': central_mask(m, mask_side(m) if side is None else side, central_start).expand(len(ids), m, m).clone()}
+    return EditSet(images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(store.conditions))
 
 # %% ../nbs/16_editing.ipynb #5ea826b2
 def _cat_results(parts: list[CodebookOptResult]) -> CodebookOptResult:
@@ -198,12 +225,17 @@ def load_result(path) -> CodebookOptResult:
                              index_offset=int(meta.get('index_offset', 0)))   # files from before 2026-11-27: every run started at 0
 
 def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
-                       progress: bool = True) -> tuple[pd.DataFrame, dict]:
-    "Edit every paired concept's images toward its partner (each IEM × setting × method), score → (per-image rows, results)."
+                       progress: bool = True, edit_set: EditSet | None = None) -> tuple[pd.DataFrame, dict]:
+    "Edit every paired concept's images (of `world`, or `edit_set`) toward its partner (each IEM × setting × method), score → (per-image rows, results)."
     missing = [a for a in config.iems if a not in iems]   # before any work: say which IEM is missing, not KeyError later
     if missing: raise ValueError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    es = make_edit_set(world, vqgm, config.n_per_concept, config.image_seed, config.side, config.central_start)
+    if (world is None) == (edit_set is None): raise ValueError("give either a world to render the images to edit or an edit_set, not both")
+    es = edit_set if edit_set is not None else make_edit_set(world, vqgm, config.n_per_concept, config.image_seed, config.side, config.central_start)
+    missing = [s for s in config.settings if s not in es.masks]
+    if missing: raise ValueError(f"the editing config asks for mask setting(s) {missing}; the edit set has {sorted(es.masks)}")
+    # what was edited, in the cache key: the world's config, or the grids, targets and masks of a given set
+    source = {'world': world.config} if edit_set is None else {'edit_set': {'ids': es.ids, 'targets': es.targets, 'masks': es.masks}}
     results, rows = {}, []
     with torch.no_grad(): dec0 = torch.cat([vqgm.decode(es.ids[s:s + 256]).cpu() for s in range(0, len(es), 256)])
     before = {n: ev.predict_proba(dec0) for n, ev in evaluators.items()}
@@ -212,7 +244,7 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
         for setting in config.settings:
             for method in config.methods:
                 key = {'editing': config, 'iem': iem, 'codebook': codebook_fingerprint(vqgm.codebook),
-                       'world': world.config, 'setting': setting, 'method': method,
+                       **source, 'setting': setting, 'method': method,
                        'noise': f'a stream per grid (ImageStreams, purpose {ImageStreams.PURPOSE})'}   # results drawn by another rule are not reused
                 def build(folder, iem=iem, setting=setting, method=method):
                     save_result(run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress), folder/'result.safetensors')
@@ -268,14 +300,15 @@ def plot_edit_sequence(result: CodebookOptResult, vqgm, rows: Sequence[int], con
 
 # %% ../nbs/16_editing.ipynb #d641dd13
 def concept_prototypes(iem: nn.Module, vqgm, n_concepts: int, start_token: int, config: CodebookOptConfig,
-                       mask=None, concepts: Sequence[str] | None = None) -> CodebookOptResult:
-    "Token selection toward every concept from a grid filled with `start_token` (whole grid unless `mask`)."
+                       mask=None, concepts: Sequence[str] | None = None, targets: Sequence[int] | None = None) -> CodebookOptResult:
+    "Token selection toward every concept (or those of `targets`) from a grid filled with `start_token` (whole grid unless `mask`)."
     K, _ = check_codebook(vqgm.codebook)
     if not 0 <= int(start_token) < K: raise ValueError(f"start_token {start_token} is out of range for K={K}")
     m = vqgm.grid_size
-    ids = torch.full((n_concepts, m, m), int(start_token), dtype=torch.long)
+    targets = torch.arange(n_concepts) if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
+    ids = torch.full((len(targets), m, m), int(start_token), dtype=torch.long)
     mask = torch.ones(m, m, dtype=torch.bool) if mask is None else mask
-    return TokenSelection(iem, vqgm, config, concepts=concepts).optimize(ids, mask, torch.arange(n_concepts))
+    return TokenSelection(iem, vqgm, config, concepts=concepts, n_classes=n_concepts).optimize(ids, mask, targets)
 
 def token_overlap(result: CodebookOptResult, reference: Sequence[torch.Tensor], concepts: Sequence[str],
                   codebook_size: int) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """A reproduction run on a taming VQGAN, end to end on a tiny random-weight checkpoint in the official format.
 
-The paper preset explains taming's ImageNet VQGAN; its notebooks (01_vqgan, 02_iem, 03_sample_level) run here on a
+The paper preset explains taming's ImageNet VQGAN; its notebooks (cli.VQGAN_NOTEBOOKS) run here on a
 checkpoint of the same format with random weights, small counts and one random-weight torchvision evaluator, so the
 numbers mean nothing: what is checked is that the run uses the VQGAN it was given, end to end.
 """
@@ -33,7 +33,8 @@ def vqgan_run(tmp_path_factory):
         cfg, ckpt = write_tiny_taming_checkpoint(root/'vqgan')
         runs = reproduce('tiny', out=root/'out', cache_dir=root/'cache', progress=False,
                          extra_parameters={'vqgan_config': str(cfg), 'vqgan_ckpt': str(ckpt), 'evaluator_names': ['resnet18'],
-                                           'preset_changes': {'n_train': 30, 'n_val': 8, 'n_test': 2}, 'random_seeds': 1})
+                                           'preset_changes': {'n_train': 30, 'n_val': 8, 'n_test': 2}, 'random_seeds': 1,
+                                           'n_edit_per_concept': 2})
     finally: mp.undo()
     return root, runs, load_taming_vqgan(cfg, ckpt)
 
@@ -60,5 +61,7 @@ def test_iems_and_masking_tables_come_from_the_vqgan_store(vqgan_run):
     assert set(fig4.iem) == {'ce', 're', 'te'} and set(fig4.evaluator) == {'resnet18'} and (fig4.n_images == 20).all()
     t2 = pd.read_csv(out/'table2_concept_level_masking.csv')
     assert set(t2.method) == {'ce', 're', 'te', 'frequency'}
+    t5 = pd.read_csv(out/'table5_codebook_editing_per_image.csv')   # the test grids of the pairs (0, 1) … (8, 9), central box
+    assert set(t5.mask_setting) == {'central'} and set(t5.iem) == {'ce', 're'} and len(t5) == 10 * 2 * 2 * 2
     report = (out/'REPORT.md').read_text()
     assert 'Backbone: the taming VQGAN' in report and 'run on the concept world only' in report
