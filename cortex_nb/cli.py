@@ -114,9 +114,9 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
 # %% ../nbs/90_cli.ipynb #937a8d76
 VQGAN_NOTEBOOKS = ('01_vqgan', '02_iem', '03_sample_level', '04_codebook_level')   # what runs on a taming VQGAN; 01_vqgan on nothing else
 VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5 and Fig. 5 "
-                   f"({', '.join(VQGAN_NOTEBOOKS)}); the world's own checks (tokenizer, world-trained evaluators, ground "
-                   "truth, calibration), the bias audit (Tables 3-4, which the paper ran on DALL-E mini) and the explorer "
-                   "run on the concept world only")
+                   f"({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, Fig. 1); "
+                   "the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) and the "
+                   "explorer run on the concept world only")
 
 def run_backbone(preset: str, parameters: dict) -> str:
     "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."
@@ -128,9 +128,10 @@ def run_backbone(preset: str, parameters: dict) -> str:
                          "(the concept world at the paper's sizes is not the paper's setting)")
     return 'world'
 
-def backbone_notebooks(paths: list[Path], backbone: str) -> list[Path]:
-    "The notebooks of `paths` that run on `backbone` ('vqgan': those of `VQGAN_NOTEBOOKS`; 'world': all but 01_vqgan)."
-    kept = [p for p in paths if (p.stem in VQGAN_NOTEBOOKS if backbone == 'vqgan' else p.stem != '01_vqgan')]
+def backbone_notebooks(paths: list[Path], backbone: str, parameters: dict | None = None) -> list[Path]:
+    "The notebooks of `paths` for `backbone` ('vqgan': `VQGAN_NOTEBOOKS`, and the bias audit given a `min_dalle_dir`; 'world': all but 01_vqgan)."
+    vqgan = set(VQGAN_NOTEBOOKS) | ({'05_bias_audit'} if (parameters or {}).get('min_dalle_dir') else set())
+    kept = [p for p in paths if (p.stem in vqgan if backbone == 'vqgan' else p.stem != '01_vqgan')]
     if not kept: raise ValueError(f"none of {[p.stem for p in paths]} runs on the {backbone}")
     return kept
 
@@ -142,7 +143,7 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     backbone = run_backbone(preset, extra_parameters or {})
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir(), only), backbone)
+    paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir(), only), backbone, extra_parameters)
     # a small preset on a VQGAN writes beside, not over, the world run of the same preset
     suffix = ('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '') + ('' if seed is None else f'-seed{seed}')
     out = Path(out or f'paper_figures/out/{preset}{suffix}').resolve()
@@ -272,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)")
     r.add_argument('--vqgan-config', default=None, help="taming VQGAN config.yaml (paper preset)")
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
+    r.add_argument('--min-dalle', default=None, help="a min-dalle model folder: the bias audit runs on DALL-E mini with the paper's prompts")
     r.add_argument('--evaluators', nargs='+', default=None,
                    help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local torch hub cache)")
     r.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
@@ -292,11 +294,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(args.outs)} runs compared: {path}"); return 0
         extra = {**parse_params(args.param),
                  **{k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt),
-                                      ('evaluator_names', args.evaluators)) if v}}
+                                      ('evaluator_names', args.evaluators), ('min_dalle_dir', args.min_dalle)) if v}}
         if args.dry_run:
             get_preset(args.preset)
             if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
+            if args.min_dalle:
+                from cortex_nb.text_to_image import find_model_dir
+                print(f"bias audit: DALL-E mini from {find_model_dir(args.min_dalle)}")   # names a folder that is not one
             print(f"note: {VQGAN_NOT_WIRED}"); return 0
         runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
                          seed=args.seed)

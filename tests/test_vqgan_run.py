@@ -65,3 +65,20 @@ def test_iems_and_masking_tables_come_from_the_vqgan_store(vqgan_run):
     assert set(t5.mask_setting) == {'central'} and set(t5.iem) == {'ce', 're'} and len(t5) == 10 * 2 * 2 * 2
     report = (out/'REPORT.md').read_text()
     assert 'Backbone: the taming VQGAN' in report and 'run on the concept world only' in report
+
+
+def test_the_bias_audit_runs_on_dalle_mini(tmp_path):
+    "--min-dalle: 05_bias_audit audits a min-dalle model (here a tiny random-weight one) on the paper's five prompts."
+    from cortex_nb.text_to_image import write_tiny_min_dalle, PAPER_BIAS_PAIRS
+    write_tiny_min_dalle(tmp_path/'md')
+    runs = reproduce('tiny', out=tmp_path/'out', cache_dir=tmp_path/'cache', only=['05_bias_audit'], progress=False,
+                     extra_parameters={'min_dalle_dir': str(tmp_path/'md'), 'n_example_images': 2,
+                                       'audit_changes': {'n_train': 32, 'n_val': 4, 'n_test': 4, 'n_neutral': 8,
+                                                         'n_resamples': 100, 'n_set_resamples': 10}})
+    assert [(r.name, r.status) for r in runs] == [('05_bias_audit', 'ran')]
+    out = tmp_path/'out'
+    t3 = pd.read_csv(out/'table3_bias_iem_accuracy.csv')
+    assert list(t3.attribute_pair) == ['color', 'gender'] and list(t3.prompts) == [' / '.join(p) for p in PAPER_BIAS_PAIRS.values()]
+    t4 = pd.read_csv(out/'table4_bias_frequency.csv')
+    assert set(t4.attribute) == {p for pair in PAPER_BIAS_PAIRS.values() for p in pair} and (t4.n_images == 8).all()
+    assert (out/'fig1_bias_examples_gender.png').exists() and not (out/'bias_calibration.csv').exists()
