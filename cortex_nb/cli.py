@@ -112,11 +112,11 @@ def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str =
     return target
 
 # %% ../nbs/90_cli.ipynb #937a8d76
-VQGAN_NOTEBOOKS = ('01_vqgan', '02_iem', '03_sample_level', '04_codebook_level')   # what runs on a taming VQGAN; 01_vqgan on nothing else
-VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5 and Fig. 5 "
-                   f"({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, Fig. 1); "
-                   "the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) and the "
-                   "explorer run on the concept world only")
+VQGAN_NOTEBOOKS = ('01_vqgan', '02_iem', '03_sample_level', '04_codebook_level', '06_explorer')   # run on a taming VQGAN; 01_vqgan on nothing else
+VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5, Fig. 5 and the "
+                   f"explorer ({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, "
+                   "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) run on the "
+                   "concept world only")
 
 def run_backbone(preset: str, parameters: dict) -> str:
     "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."

@@ -300,15 +300,18 @@ def plot_edit_sequence(result: CodebookOptResult, vqgm, rows: Sequence[int], con
 
 # %% ../nbs/16_editing.ipynb #d641dd13
 def concept_prototypes(iem: nn.Module, vqgm, n_concepts: int, start_token: int, config: CodebookOptConfig,
-                       mask=None, concepts: Sequence[str] | None = None, targets: Sequence[int] | None = None) -> CodebookOptResult:
-    "Token selection toward every concept (or those of `targets`) from a grid filled with `start_token` (whole grid unless `mask`)."
+                       mask=None, concepts: Sequence[str] | None = None, targets: Sequence[int] | None = None,
+                       index_offset: int = 0) -> CodebookOptResult:
+    """Token selection toward every concept (or those of `targets`) from a grid filled with `start_token` (whole grid unless `mask`).
+
+    Grid b draws from random stream `index_offset + b`: `targets=[c], index_offset=c` gives concept c's grid of the full run."""
     K, _ = check_codebook(vqgm.codebook)
     if not 0 <= int(start_token) < K: raise ValueError(f"start_token {start_token} is out of range for K={K}")
     m = vqgm.grid_size
     targets = torch.arange(n_concepts) if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
     ids = torch.full((len(targets), m, m), int(start_token), dtype=torch.long)
     mask = torch.ones(m, m, dtype=torch.bool) if mask is None else mask
-    return TokenSelection(iem, vqgm, config, concepts=concepts, n_classes=n_concepts).optimize(ids, mask, targets)
+    return TokenSelection(iem, vqgm, config, concepts=concepts, n_classes=n_concepts).optimize(ids, mask, targets, index_offset=index_offset)
 
 def token_overlap(result: CodebookOptResult, reference: Sequence[torch.Tensor], concepts: Sequence[str],
                   codebook_size: int) -> pd.DataFrame:

@@ -63,6 +63,7 @@ def test_iems_and_masking_tables_come_from_the_vqgan_store(vqgan_run):
     assert set(t2.method) == {'ce', 're', 'te', 'frequency'}
     t5 = pd.read_csv(out/'table5_codebook_editing_per_image.csv')   # the test grids of the pairs (0, 1) … (8, 9), central box
     assert set(t5.mask_setting) == {'central'} and set(t5.iem) == {'ce', 're'} and len(t5) == 10 * 2 * 2 * 2
+    assert (out/'explorer_concept.png').exists() and (out/'explorer_token.png').exists()
     report = (out/'REPORT.md').read_text()
     assert 'Backbone: the taming VQGAN' in report and 'run on the concept world only' in report
 
