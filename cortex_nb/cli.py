@@ -13,13 +13,14 @@ from tqdm.auto import tqdm
 
 import cortex_nb
 from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir, machine_description
-from .report import write_report, write_replicates_report
+from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'default_notebooks_dir', 'figures_out_dir',
-           'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'check_parameters_cell', 'NotebookFailed',
-           'NotebookRun', 'run_notebook', 'run_backbone', 'backbone_notebooks', 'reproduce', 'plan_paper_run',
-           'print_plan', 'parse_params', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'default_notebooks_dir',
+           'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'parameter_names',
+           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'run_parameters', 'input_stamp',
+           'check_run_inputs', 'run_backbone', 'backbone_notebooks', 'reproduce', 'plan_paper_run', 'print_plan',
+           'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -63,16 +64,21 @@ def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
 # %% ../nbs/90_cli.ipynb #5a88905f
 REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir', 'seed')
 
-def check_parameters_cell(path: str | os.PathLike) -> set[str]:
-    "The names notebook `path`'s `parameters` cell sets; raise unless it has one that sets preset, out_dir, cache_dir and seed."
+def parameter_names(path: str | os.PathLike) -> set[str] | None:
+    "The names notebook `path`'s cell tagged `parameters` sets (None: it has no such cell)."
     import ast
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
-    if not cells:
+    if not cells: return None
+    return {t.id for node in ast.walk(ast.parse(cells[0].source)) if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
+
+def check_parameters_cell(path: str | os.PathLike) -> set[str]:
+    "The names notebook `path`'s `parameters` cell sets; raise unless it has one that sets preset, out_dir, cache_dir and seed."
+    names = parameter_names(path)
+    if names is None:
         raise ValueError(f"{Path(path).name} has no cell tagged 'parameters': papermill would run it with its own "
                          f"defaults (output folder, cache), not the ones given")
-    names = {t.id for node in ast.walk(ast.parse(cells[0].source)) if isinstance(node, ast.Assign)
-             for t in node.targets if isinstance(t, ast.Name)}
     missing = [n for n in REQUIRED_PARAMETERS if n not in names]
     if missing: raise ValueError(f"{Path(path).name}: its parameters cell does not set {missing}")
     return names
@@ -118,6 +124,39 @@ VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, F
                    "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) run on the "
                    "concept world only")
 
+PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')   # files and folders the notebooks read
+
+def run_parameters(extra: dict | None) -> dict:
+    "The extra notebook parameters of a run: not the four `reproduce` sets itself, paths absolute, tuples as lists."
+    extra = dict(extra or {})
+    clash = sorted(set(extra) & set(REQUIRED_PARAMETERS))
+    if clash: raise ValueError(f"{clash} are set by reproduce itself (--preset, --out, --cache-dir, --seed), not as notebook parameters")
+    for k in PATH_PARAMETERS:   # the notebooks run from the repository root, not from the caller's directory
+        if extra.get(k): extra[k] = str(Path(extra[k]).expanduser().resolve())
+    # papermill writes a tuple into a notebook as the string of it: lists survive
+    as_lists = lambda v: [as_lists(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_lists(x) for k, x in v.items()} if isinstance(v, dict) else v
+    return {k: as_lists(v) for k, v in extra.items()}
+
+def input_stamp(path) -> list:
+    "Size and modification time of a file, or of every file under a folder: what a checkpoint's replacement changes."
+    p = Path(path)
+    files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p] if p.exists() else []
+    return [[str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+
+def check_run_inputs(parameters: dict) -> None:
+    "Before anything runs: a VQGAN run's evaluators have their pretrained weights on disk, and a min-dalle folder is one."
+    if parameters.get('vqgan_ckpt'):
+        from cortex_nb.evaluators import PAPER_EVALUATORS, TORCHVISION_ARCHS, torchvision_checkpoint_path
+        names = parameters.get('evaluator_names') or list(PAPER_EVALUATORS)
+        bad = [a for a in names if a not in TORCHVISION_ARCHS]
+        if bad: raise ValueError(f"unknown evaluator(s) {bad}; a VQGAN run takes torchvision's {sorted(TORCHVISION_ARCHS)}")
+        missing = [str(torchvision_checkpoint_path(a)) for a in names if not torchvision_checkpoint_path(a).exists()]
+        if missing: raise FileNotFoundError(f"pretrained evaluator weights not found: {missing} (cortex_nb never downloads; "
+                                            "see evaluators.load_torchvision_evaluator, or pick others with --evaluators)")
+    if parameters.get('min_dalle_dir'):
+        from cortex_nb.text_to_image import find_model_dir
+        find_model_dir(parameters['min_dalle_dir'])
+
 def run_backbone(preset: str, parameters: dict) -> str:
     "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."
     given = [k for k in ('vqgan_config', 'vqgan_ckpt') if parameters.get(k)]
@@ -140,20 +179,30 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
               extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True,
               seed: int | None = None) -> list[NotebookRun]:
     "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
-    backbone = run_backbone(preset, extra_parameters or {})
+    extra = run_parameters(extra_parameters)
+    backbone = run_backbone(preset, extra)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir(), only), backbone, extra_parameters)
-    # a small preset on a VQGAN writes beside, not over, the world run of the same preset
-    suffix = ('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '') + ('' if seed is None else f'-seed{seed}')
+    run_paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir()), backbone, extra)
+    paths = run_paths
+    if only:
+        names = {p.stem for p in list_notebooks(notebooks or default_notebooks_dir(), only)}   # refuses names not in the folder
+        outside = sorted(names - {p.stem for p in run_paths})
+        if outside: raise ValueError(f"notebook(s) {outside} do not run on the {backbone}; this run's: {[p.stem for p in run_paths]}")
+        paths = [p for p in run_paths if p.stem in names]
+    declared = {path: check_parameters_cell(path) for path in paths}
+    # a parameter meant for a notebook this --only leaves out is fine; one that no notebook of the run takes is a typo
+    unknown = sorted(set(extra) - set().union(*declared.values(), *((parameter_names(p) or set()) for p in run_paths)))
+    if unknown: raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
+    check_run_inputs(extra)
+    # a small preset on a VQGAN, or the world's run with DALL-E mini's audit, writes beside the world run of the preset
+    suffix = (('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '')
+              + ('-dalle' if backbone == 'world' and extra.get('min_dalle_dir') else '') + ('' if seed is None else f'-seed{seed}'))
     out = Path(out or f'paper_figures/out/{preset}{suffix}').resolve()
     out.mkdir(parents=True, exist_ok=True)
-    declared = {path: check_parameters_cell(path) for path in paths}
-    unknown = sorted(set(extra_parameters or {}) - set().union(*declared.values()))
-    if unknown: raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
     # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
-    parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **(extra_parameters or {})}
+    parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **extra}
     state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
     machine = machine_description()   # bf16 kernels differ between CPUs, and so do the trained artifacts
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
@@ -161,7 +210,9 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         bar.set_postfix_str(path.stem)
         # each notebook gets (and is fingerprinted by) the parameters it declares, so one it does not read cannot re-run it
         nb_parameters = {k: v for k, v in parameters.items() if k in declared[path]}
-        key, state = notebook_fingerprint(path, nb_parameters), state_dir/f'{path.stem}.json'
+        # a checkpoint replaced at the same path re-runs what reads it
+        stamps = {k: input_stamp(v) for k, v in nb_parameters.items() if k in PATH_PARAMETERS}
+        key, state = notebook_fingerprint(path, {**nb_parameters, **({'input_stamps': stamps} if stamps else {})}), state_dir/f'{path.stem}.json'
         done = json.loads(state.read_text()) if state.exists() else {}
         if not force and done.get('fingerprint') == key and (out/path.name).exists():
             runs.append(NotebookRun(path.stem, 'skipped', 0.0, out/path.name)); continue
@@ -173,8 +224,9 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
         write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': nb_parameters, 'machine': machine})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
-    write_report(out, preset, note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}, so their claims "
-                                   "show as missing." if backbone == 'vqgan' else None)
+    vqgan_note = (f"Backbone: the taming VQGAN ({parameters.get('vqgan_ckpt')}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
+                  "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's.")
+    write_report(out, preset, note=vqgan_note if backbone == 'vqgan' else None, checks=VQGAN_CLAIM_CHECKS if backbone == 'vqgan' else None)
     return runs
 
 # %% ../nbs/90_cli.ipynb #43c4d7f5
@@ -223,7 +275,7 @@ def plan_paper_run(vqgan_config, vqgan_ckpt, preset: str = 'paper', tflops: floa
             rows.append(dict(step=f'codebook-level editing {arch.upper()}', items=edit_images*edit_steps, flops=3*fwd*edit_images*edit_steps,
                              storage_gb=0.0, note=f'{edit_images} images × {edit_steps} steps (App. A.5)'))
     rows.append(dict(step='decode test grids for the evaluators', items=n_test, flops=0, storage_gb=n_test*3*cfg.image_size**2/1e9,
-                     note='decoder cost not counted; images kept as uint8'))
+                     note='decoder cost not counted; 03 holds its masked test images as float32 (10 per class by default)'))
     plan = pd.DataFrame(rows)
     plan['gpu_hours'] = plan.flops/(tflops*1e12)/3600
     plan.attrs.update(grid=m, embed_dim=d, codebook_size=K, n_classes=n_classes, tflops=tflops)
@@ -292,16 +344,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'replicates':
             path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
             print(f"{len(args.outs)} runs compared: {path}"); return 0
-        extra = {**parse_params(args.param),
-                 **{k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt),
-                                      ('evaluator_names', args.evaluators), ('min_dalle_dir', args.min_dalle)) if v}}
+        flags = {k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt),
+                                   ('evaluator_names', args.evaluators), ('min_dalle_dir', args.min_dalle)) if v}
+        params = parse_params(args.param)
+        flagged = sorted(set(params) & {'vqgan_config', 'vqgan_ckpt', 'evaluator_names', 'min_dalle_dir'})
+        if flagged: raise ValueError(f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)")
+        extra = {**params, **flags}
         if args.dry_run:
             get_preset(args.preset)
-            if args.preset == 'tiny': print("tiny preset: nothing external is needed; `cortex-nb reproduce` runs it on this machine"); return 0
+            if not args.vqgan_config and not args.vqgan_ckpt and get_preset(args.preset).name != 'paper':
+                print(f"{args.preset} preset on the concept world: nothing external is needed; `cortex-nb reproduce` runs it here"); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
-            if args.min_dalle:
-                from cortex_nb.text_to_image import find_model_dir
-                print(f"bias audit: DALL-E mini from {find_model_dir(args.min_dalle)}")   # names a folder that is not one
+            check_run_inputs(run_parameters(extra))   # evaluator weights, the min-dalle folder
+            if args.min_dalle: print(f"bias audit: DALL-E mini from {args.min_dalle}")
             print(f"note: {VQGAN_NOT_WIRED}"); return 0
         runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
                          seed=args.seed)

@@ -16,10 +16,10 @@ from .core import atomic_write, get_preset, save_figure
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'PAPER_EVALUATOR',
-           'CALIBRATION_LABELS', 'CLAIM_CHECKS', 'TABLES', 'OVERVIEW_PANELS', 'Claim', 'claims_vqgm', 'claims_table1',
-           'claims_fig4', 'claims_table2', 'claims_ground_truth', 'claims_table5', 'claims_table3', 'claims_bias',
-           'collect_claims', 'overview_figure', 'run_summary', 'write_report', 'replicate_claims',
-           'write_replicates_report']
+           'CALIBRATION_LABELS', 'CLAIM_CHECKS', 'VQGAN_CLAIM_CHECKS', 'TABLES', 'OVERVIEW_PANELS', 'Claim',
+           'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2', 'claims_ground_truth', 'claims_table5',
+           'claims_table3', 'claims_bias', 'claims_table4', 'claims_calibration', 'collect_claims', 'overview_figure',
+           'run_summary', 'write_report', 'replicate_claims', 'write_replicates_report']
 
 # %% ../nbs/80_report.ipynb #540c02b8
 PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
@@ -226,7 +226,11 @@ def claims_table3(out) -> list[Claim]:
 
 def claims_bias(out) -> list[Claim]:
     "The audit finds the planted bias, and finds none when there is none (Table 4, calibration)."
-    t4, cal = _read(out, 'table4_bias_frequency.csv'), _read(out, 'bias_calibration.csv')
+    return claims_table4(out) + claims_calibration(out)
+
+def claims_table4(out) -> list[Claim]:
+    "The favoured attribute's tokens are more frequent under the neutral prompt, δ ≥ 0.33 with a CI above 0 (Table 4)."
+    t4 = _read(out, 'table4_bias_frequency.csv')
     claims = []
     if t4 is None: claims.append(_missing('table4', 'bias frequencies written'))
     else:
@@ -241,6 +245,11 @@ def claims_bias(out) -> list[Claim]:
             claims.append(Claim('table4', f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33, CI excludes 0',
                                 paper, f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f}, δ {fav.cliffs_delta:+.3f} [{fav.ci_low:+.3f}, {fav.ci_high:+.3f}]{sets}',
                                 bool(fav.mean_frequency > other.mean_frequency and fav.cliffs_delta >= .33 and fav.ci_low > 0)))
+    return claims
+
+def claims_calibration(out) -> list[Claim]:
+    "On planted mixes, δ is negligible at 50/50 and rises with the planted share (beyond the paper)."
+    cal, claims = _read(out, 'bias_calibration.csv'), []
     if cal is None: claims.append(_missing('calibration', 'calibration written'))
     else:
         if 'measure' in cal: cal = cal[cal.measure == 'count']
@@ -264,6 +273,9 @@ CALIBRATION_LABELS = {'finetuned_vqgm': 'fine-tuned VQGM', 'prompt_mixture': 'pr
 
 CLAIM_CHECKS: list[Callable] = [claims_vqgm, claims_table1, claims_fig4, claims_table2, claims_ground_truth, claims_table5,
                                 claims_table3, claims_bias]
+# On the paper's VQGAN: the paper's own claims. The decoded-sample and Table 1 thresholds were set for the concept world
+# (the paper's Table 1 is 53 % top-1 on 1000 classes), and the ground truth and calibration need the world's truth.
+VQGAN_CLAIM_CHECKS: list[Callable] = [claims_fig4, claims_table2, claims_table5, claims_table3, claims_table4]
 
 def collect_claims(out, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Every claim checked against the CSVs in `out`, one row each."
@@ -329,9 +341,9 @@ def run_summary(out, preset: str = 'tiny') -> str:
     if secs: parts.append(f"notebooks {sum(secs.values()) / 60:.1f} min (" + ', '.join(f'{k[:2]} {v:.0f} s' for k, v in secs.items()) + ')')
     return '_Run: ' + ' · '.join(parts) + '_' if parts else '_Run: no record of the notebooks in this folder_'
 
-def write_report(out, preset: str = 'tiny', note: str | None = None) -> Path:
-    "Write `out/REPORT.md`: paper vs ours for every table, the claims, and every figure (the overview first); `note` under the run line."
-    out = Path(out); claims = collect_claims(out)
+def write_report(out, preset: str = 'tiny', note: str | None = None, checks: list[Callable] | None = None) -> Path:
+    "Write `out/REPORT.md`: paper vs ours for every table, the claims (`checks`, default all), and every figure (the overview first); `note` under the run line."
+    out = Path(out); claims = collect_claims(out, checks)
     overview = overview_figure(out)
     md = [f"# CORTEX reproduction — preset `{preset}`", '', run_summary(out, preset), '', *([f'_{note}_', ''] if note else [])]
     if overview is not None: md += [f'![overview]({overview.name})', '']
@@ -341,6 +353,8 @@ def write_report(out, preset: str = 'tiny', note: str | None = None) -> Path:
     for title, name, paper in TABLES:
         md += [f'## {title}', '']
         ours = _read(out, name)
+        if ours is not None and len(ours) > 150 and 'concept' in ours and (ours.concept == 'all').any():
+            ours = ours[ours.concept == 'all']   # a row per class of 1000 would bury the totals
         md += [f'Ours (`{name}`):', '', _md_table(ours, source=f'`{name}`') if ours is not None else '_not written by this run_', '']
         if paper is not None: md += ['Paper:', '', _md_table(paper), '']
     md += ['## Figures', '']

@@ -18,7 +18,7 @@ from .predictor import GPT, GPTConfig, sample_tokens
 from .synthetic import vqgm_fingerprint
 
 # %% auto #0
-__all__ = ['CIN_TRANSFORMER', 'IGNORED_PREFIXES', 'TamingConfig', 'parse_taming_config', 'taming_config_dict',
+__all__ = ['CIN_TRANSFORMER', 'TAMING_SAMPLING', 'IGNORED_PREFIXES', 'TamingConfig', 'parse_taming_config', 'taming_config_dict',
            'read_taming_checkpoint', 'TamingFirstStage', 'imagenet_class_names', 'TamingVQGAN',
            'taming_gpt_state_shapes', 'load_taming_state', 'find_taming_logdir', 'load_taming_vqgan',
            'write_tiny_taming_checkpoint', 'vqgan_for_run']
@@ -246,6 +246,8 @@ def _resolve_conditions(conditions, n_classes: int) -> list[str]:
     return conditions
 
 # %% ../nbs/08_taming.ipynb #152fe67d
+TAMING_SAMPLING = {'temperature': 1.0, 'top_k': 250}   # the defaults of taming's scripts/sample_fast.py (top_p 1.0)
+
 class TamingVQGAN(nn.Module):
     "A taming class-conditional VQGAN (first stage + minGPT) implementing the `VQGM` protocol."
     def __init__(self, config: TamingConfig, conditions: Sequence[str] | str | None = None):
@@ -295,10 +297,12 @@ class TamingVQGAN(nn.Module):
                for s in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, device=out_dev)
 
+    sampling = TAMING_SAMPLING   # what `sample` does unless told otherwise (and part of `vqgm_fingerprint`)
+
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0,
-               top_k: int | None = None, batch_size: int | None = None) -> torch.Tensor:
-        "`n` token grids per class, grouped by class → ids (len(conditions)*n, m, m) on the CPU; class id is the first token."
+    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = TAMING_SAMPLING['temperature'],
+               top_k: int | None = TAMING_SAMPLING['top_k'], batch_size: int | None = None) -> torch.Tensor:
+        "`n` token grids per class, grouped by class → ids (len(conditions)*n, m, m) on the CPU; class id is the first token; `top_k=None`: no top-k."
         cids = condition_ids(conditions, self.conditions)
         if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
         if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
