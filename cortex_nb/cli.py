@@ -16,11 +16,11 @@ from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_di
 from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'default_notebooks_dir',
-           'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'parameter_names',
-           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'run_parameters', 'input_stamp',
-           'check_run_inputs', 'run_backbone', 'backbone_notebooks', 'reproduce', 'plan_paper_run', 'print_plan',
-           'parse_params', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'VQGAN_TEST_PER_CONCEPT',
+           'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
+           'parameter_names', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
+           'run_parameters', 'input_stamp', 'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks',
+           'reproduce', 'plan_paper_run', 'print_plan', 'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -73,9 +73,9 @@ def parameter_names(path: str | os.PathLike) -> set[str] | None:
     return {t.id for node in ast.walk(ast.parse(cells[0].source)) if isinstance(node, ast.Assign)
             for t in node.targets if isinstance(t, ast.Name)}
 
-def check_parameters_cell(path: str | os.PathLike) -> set[str]:
-    "The names notebook `path`'s `parameters` cell sets; raise unless it has one that sets preset, out_dir, cache_dir and seed."
-    names = parameter_names(path)
+def check_parameters_cell(path: str | os.PathLike, names: set[str] | None = None) -> set[str]:
+    "The names notebook `path`'s `parameters` cell sets (`names`, if already read); raise unless it sets preset, out_dir, cache_dir and seed."
+    names = parameter_names(path) if names is None else names
     if names is None:
         raise ValueError(f"{Path(path).name} has no cell tagged 'parameters': papermill would run it with its own "
                          f"defaults (output folder, cache), not the ones given")
@@ -125,6 +125,9 @@ VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, F
                    "concept world only")
 
 PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')   # files and folders the notebooks read
+# test grids per class that 03_sample_level and 06_explorer decode at once on a VQGAN unless told: all 50 of ImageNet's
+# 1000 classes would be 39 GB of float32 images
+VQGAN_TEST_PER_CONCEPT = 10
 
 def run_parameters(extra: dict | None) -> dict:
     "The extra notebook parameters of a run: not the four `reproduce` sets itself, paths absolute, tuples as lists."
@@ -167,6 +170,13 @@ def run_backbone(preset: str, parameters: dict) -> str:
                          "(the concept world at the paper's sizes is not the paper's setting)")
     return 'world'
 
+def run_out_dir(preset: str, backbone: str, parameters: dict, seed: int | None = None) -> str:
+    "The default output folder: `paper_figures/out/PRESET`, beside it what would overwrite the world run of the same preset."
+    suffix = (('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '')   # a small preset on a VQGAN
+              + ('-dalle' if backbone == 'world' and parameters.get('min_dalle_dir') else '')     # the world with DALL-E mini's audit
+              + ('' if seed is None else f'-seed{seed}'))
+    return f'paper_figures/out/{preset}{suffix}'
+
 def backbone_notebooks(paths: list[Path], backbone: str, parameters: dict | None = None) -> list[Path]:
     "The notebooks of `paths` for `backbone` ('vqgan': `VQGAN_NOTEBOOKS`, and the bias audit given a `min_dalle_dir`; 'world': all but 01_vqgan)."
     vqgan = set(VQGAN_NOTEBOOKS) | ({'05_bias_audit'} if (parameters or {}).get('min_dalle_dir') else set())
@@ -183,22 +193,21 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     backbone = run_backbone(preset, extra)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    run_paths = backbone_notebooks(list_notebooks(notebooks or default_notebooks_dir()), backbone, extra)
+    folder = notebooks or default_notebooks_dir()
+    run_paths = backbone_notebooks(list_notebooks(folder), backbone, extra)
     paths = run_paths
     if only:
-        names = {p.stem for p in list_notebooks(notebooks or default_notebooks_dir(), only)}   # refuses names not in the folder
-        outside = sorted(names - {p.stem for p in run_paths})
+        picked = {p.stem for p in list_notebooks(folder, only)}   # refuses names not in the folder
+        outside = sorted(picked - {p.stem for p in run_paths})
         if outside: raise ValueError(f"notebook(s) {outside} do not run on the {backbone}; this run's: {[p.stem for p in run_paths]}")
-        paths = [p for p in run_paths if p.stem in names]
-    declared = {path: check_parameters_cell(path) for path in paths}
+        paths = [p for p in run_paths if p.stem in picked]
+    names = {p: parameter_names(p) for p in run_paths}
+    declared = {p: check_parameters_cell(p, names[p]) for p in paths}
     # a parameter meant for a notebook this --only leaves out is fine; one that no notebook of the run takes is a typo
-    unknown = sorted(set(extra) - set().union(*declared.values(), *((parameter_names(p) or set()) for p in run_paths)))
+    unknown = sorted(set(extra) - set().union(*(n or set() for n in names.values())))
     if unknown: raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
     check_run_inputs(extra)
-    # a small preset on a VQGAN, or the world's run with DALL-E mini's audit, writes beside the world run of the preset
-    suffix = (('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '')
-              + ('-dalle' if backbone == 'world' and extra.get('min_dalle_dir') else '') + ('' if seed is None else f'-seed{seed}'))
-    out = Path(out or f'paper_figures/out/{preset}{suffix}').resolve()
+    out = Path(out or run_out_dir(preset, backbone, extra, seed)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
@@ -224,9 +233,11 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
         write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': nb_parameters, 'machine': machine})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
-    vqgan_note = (f"Backbone: the taming VQGAN ({parameters.get('vqgan_ckpt')}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
-                  "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's.")
-    write_report(out, preset, note=vqgan_note if backbone == 'vqgan' else None, checks=VQGAN_CLAIM_CHECKS if backbone == 'vqgan' else None)
+    if backbone == 'vqgan':
+        write_report(out, preset, checks=VQGAN_CLAIM_CHECKS,
+                     note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
+                          "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's.")
+    else: write_report(out, preset)
     return runs
 
 # %% ../nbs/90_cli.ipynb #43c4d7f5
@@ -344,12 +355,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'replicates':
             path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
             print(f"{len(args.outs)} runs compared: {path}"); return 0
-        flags = {k: v for k, v in (('vqgan_config', args.vqgan_config), ('vqgan_ckpt', args.vqgan_ckpt),
-                                   ('evaluator_names', args.evaluators), ('min_dalle_dir', args.min_dalle)) if v}
+        flags = {'vqgan_config': args.vqgan_config, 'vqgan_ckpt': args.vqgan_ckpt, 'evaluator_names': args.evaluators,
+                 'min_dalle_dir': args.min_dalle}   # notebook parameters with flags of their own
         params = parse_params(args.param)
-        flagged = sorted(set(params) & {'vqgan_config', 'vqgan_ckpt', 'evaluator_names', 'min_dalle_dir'})
+        flagged = sorted(set(params) & set(flags))
         if flagged: raise ValueError(f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)")
-        extra = {**params, **flags}
+        extra = {**params, **{k: v for k, v in flags.items() if v}}
         if args.dry_run:
             get_preset(args.preset)
             if not args.vqgan_config and not args.vqgan_ckpt and get_preset(args.preset).name != 'paper':

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from .core import Preset, get_preset, ArtifactCache, write_json, atomic_path, cached_frame
 from .codebook import check_codebook, codebook_fingerprint
+from .synthetic import store_images
 from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection, EmbeddingOptimization, ImageStreams,
                                     mask_side, central_mask, region_box_mask)
 
@@ -117,7 +118,7 @@ def store_edit_set(vqgm, store, pairs: Sequence[tuple[int, int]], n_per_concept:
     if short: raise ValueError(f"the store's {split} split holds fewer than {n_per_concept} grids of class(es) {short}")
     ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
     labels = torch.from_numpy(labels_all[idx].astype(np.int64))
-    with torch.no_grad(): images = torch.cat([vqgm.decode(ids[s:s + 256]).float().clamp(0, 1).cpu() for s in range(0, len(ids), 256)])
+    with torch.no_grad(): images = store_images(vqgm, store, split, idx).float().clamp(0, 1).cpu()   # refuses a store of another codebook
     m = ids.shape[-1]
     masks = {'central': central_mask(m, mask_side(m) if side is None else side, central_start).expand(len(ids), m, m).clone()}
     return EditSet(images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(store.conditions))

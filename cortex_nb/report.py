@@ -16,10 +16,10 @@ from .core import atomic_write, get_preset, save_figure
 
 # %% auto #0
 __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPER_TABLE5', 'PAPER_EVALUATOR',
-           'CALIBRATION_LABELS', 'CLAIM_CHECKS', 'VQGAN_CLAIM_CHECKS', 'TABLES', 'OVERVIEW_PANELS', 'Claim',
-           'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2', 'claims_ground_truth', 'claims_table5',
-           'claims_table3', 'claims_bias', 'claims_table4', 'claims_calibration', 'collect_claims', 'overview_figure',
-           'run_summary', 'write_report', 'replicate_claims', 'write_replicates_report']
+           'CALIBRATION_LABELS', 'CLAIM_CHECKS', 'VQGAN_CLAIM_CHECKS', 'TABLES', 'MD_MAX_ROWS', 'OVERVIEW_PANELS',
+           'Claim', 'claims_vqgm', 'claims_table1', 'claims_fig4', 'claims_table2', 'claims_ground_truth',
+           'claims_table5', 'claims_table3', 'claims_bias', 'claims_table4', 'claims_calibration', 'collect_claims',
+           'overview_figure', 'run_summary', 'write_report', 'replicate_claims', 'write_replicates_report']
 
 # %% ../nbs/80_report.ipynb #540c02b8
 PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
@@ -296,7 +296,9 @@ TABLES = [('Tokenizer', 'tokenizer_metrics.csv', None), ('Evaluators on rendered
           ('Bias calibration (beyond the paper)', 'bias_calibration.csv', None),
           ('How the binary IEMs read a known mix (beyond the paper)', 'bias_iem_reading.csv', None)]
 
-def _md_table(df: pd.DataFrame, max_rows: int = 150, source: str | None = None) -> str:
+MD_MAX_ROWS = 150   # rows of a table REPORT.md shows; the CSV has them all
+
+def _md_table(df: pd.DataFrame, max_rows: int = MD_MAX_ROWS, source: str | None = None) -> str:
     n = len(df); df = df.head(max_rows)
     cell = lambda v: (f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)).replace('|', r'\|')   # |δ| in a claim
     lines = ['| ' + ' | '.join(map(cell, df.columns)) + ' |', '|' + '---|'*len(df.columns)]
@@ -353,7 +355,7 @@ def write_report(out, preset: str = 'tiny', note: str | None = None, checks: lis
     for title, name, paper in TABLES:
         md += [f'## {title}', '']
         ours = _read(out, name)
-        if ours is not None and len(ours) > 150 and 'concept' in ours and (ours.concept == 'all').any():
+        if ours is not None and len(ours) > MD_MAX_ROWS and 'concept' in ours and (ours.concept == 'all').any():
             ours = ours[ours.concept == 'all']   # a row per class of 1000 would bury the totals
         md += [f'Ours (`{name}`):', '', _md_table(ours, source=f'`{name}`') if ours is not None else '_not written by this run_', '']
         if paper is not None: md += ['Paper:', '', _md_table(paper), '']

@@ -144,32 +144,24 @@ def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | st
     preset = get_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     cfg = cfg or SyntheticConfig.for_preset(preset)
-    if vqgm is not None: return _external_store(check_vqgm(vqgm), cfg, cache, vqgm_key or vqgm_fingerprint(vqgm), progress)
-    from cortex_nb.predictor import build_world_vqgm, PredictorConfig, _predictor_key
-    from cortex_nb.tokenizer import TokenizerConfig, world_for_preset
-    vqgm = build_world_vqgm(preset, cache, progress=progress, device=device)
-    world = world_for_preset(preset)
-    concepts = list(cfg.conditions) if cfg.conditions is not None else list(world.concepts)
-    key = {'synthetic': cfg, 'sampling': vqgm.sampling,
-           **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world)}
+    if vqgm is not None:   # a VQGM the caller brings: every one of its conditions is a concept
+        check_vqgm(vqgm); vqgm_key = vqgm_key or vqgm_fingerprint(vqgm)
+        known, key, provenance = vqgm.conditions, {'synthetic': cfg, 'vqgm': vqgm_key}, {'vqgm': vqgm_key}
+    else:
+        from cortex_nb.predictor import build_world_vqgm, PredictorConfig, _predictor_key
+        from cortex_nb.tokenizer import TokenizerConfig, world_for_preset
+        vqgm = build_world_vqgm(preset, cache, progress=progress, device=device)
+        world = world_for_preset(preset)
+        known, provenance = world.concepts, None
+        key = {'synthetic': cfg, 'sampling': vqgm.sampling,
+               **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world)}
+    concepts = list(cfg.conditions) if cfg.conditions is not None else list(known)
     def build(folder):
         t0 = time.time()
         build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=concepts, seed=cfg.seed,
                               batch_size=cfg.batch_size, temperature=cfg.temperature, top_k=cfg.top_k,
-                              guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size, progress=progress)
+                              guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size, provenance=provenance,
+                              progress=progress)
         write_json(folder/'timing.json', {'sample_seconds': time.time() - t0})
     folder = cache.get_or_build('synthetic', key, build, verbose=progress)
-    return vqgm, TokenStore(folder/'store')
-
-def _external_store(vqgm: VQGM, cfg: SyntheticConfig, cache: ArtifactCache, vqgm_key: str, progress: bool):
-    "`get_synthetic_store` for a VQGM the caller brings: every condition (or `cfg.conditions`) is a concept."
-    concepts = list(cfg.conditions) if cfg.conditions is not None else list(vqgm.conditions)
-    def build(folder):
-        t0 = time.time()
-        build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=concepts, seed=cfg.seed,
-                              batch_size=cfg.batch_size, temperature=cfg.temperature, top_k=cfg.top_k,
-                              guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size,
-                              provenance={'vqgm': vqgm_key}, progress=progress)
-        write_json(folder/'timing.json', {'sample_seconds': time.time() - t0})
-    folder = cache.get_or_build('synthetic', {'synthetic': cfg, 'vqgm': vqgm_key}, build, verbose=progress)
     return vqgm, TokenStore(folder/'store')
