@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 import cortex_nb
 from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir, machine_description
-from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS
+from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS, DALLE_CLAIM_CHECKS
 
 # %% auto #0
 __all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'VQGAN_TEST_PER_CONCEPT',
@@ -234,9 +234,11 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': nb_parameters, 'machine': machine})
     write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
     if backbone == 'vqgan':
-        write_report(out, preset, checks=VQGAN_CLAIM_CHECKS,
+        audited = bool(parameters.get('min_dalle_dir'))
+        write_report(out, preset, checks=VQGAN_CLAIM_CHECKS + (DALLE_CLAIM_CHECKS if audited else []),
                      note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
-                          "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's.")
+                          "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's."
+                          + ("" if audited else " Tables 3-4 (the bias audit of DALL-E mini) were not run: give --min-dalle DIR."))
     else: write_report(out, preset)
     return runs
 

@@ -198,7 +198,7 @@ def _canonical(obj):
     if isinstance(obj, torch.Tensor): obj = obj.detach().cpu().float().numpy() if obj.dtype == torch.bfloat16 else obj.detach().cpu().numpy()
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        return {'__array__': f"{arr.dtype.str}{list(arr.shape)}", 'sha256': hashlib.sha256(arr.tobytes()).hexdigest()}
+        return {'__array__': f"{arr.dtype.str}{list(arr.shape)}", 'sha256': hashlib.sha256(arr).hexdigest()}   # the buffer itself: no copy of a large image set
     raise TypeError(f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors and modules")
 
 def config_hash(*configs, length: int = 12) -> str:

@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .core import Preset, get_preset, ArtifactCache, write_json, atomic_path, cached_frame
+from .core import Preset, get_preset, ArtifactCache, write_json, atomic_path, cached_frame, config_hash
 from .codebook import check_codebook, codebook_fingerprint
-from .synthetic import store_images
+from .synthetic import store_images, vqgm_fingerprint
 from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection, EmbeddingOptimization, ImageStreams,
                                     mask_side, central_mask, region_box_mask)
 
@@ -240,11 +240,19 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
     results, rows = {}, []
     with torch.no_grad(): dec0 = torch.cat([vqgm.decode(es.ids[s:s + 256]).cpu() for s in range(0, len(es), 256)])
     before = {n: ev.predict_proba(dec0) for n, ev in evaluators.items()}
+    # scoring decodes every checkpoint for every evaluator: cached under the edits and the judges when those are
+    # modules (an evaluator that is only a function is scored afresh). The modules are hashed once here, not per
+    # (IEM, setting, method): the paper's VQGAN with its transformer holds over a billion weights.
+    judges = {n: getattr(ev, 'model', ev) for n, ev in evaluators.items()}
+    scored_under = None
+    if all(isinstance(j, nn.Module) for j in judges.values()) and isinstance(vqgm, nn.Module):
+        scored_under = {'evaluators': {n: config_hash(j) for n, j in judges.items()}, 'decoder': vqgm_fingerprint(vqgm)}
+    codebook_key = codebook_fingerprint(vqgm.codebook)
     for arch in config.iems:
         iem = iems[arch]
         for setting in config.settings:
             for method in config.methods:
-                key = {'editing': config, 'iem': iem, 'codebook': codebook_fingerprint(vqgm.codebook),
+                key = {'editing': config, 'iem': iem, 'codebook': codebook_key,
                        **source, 'setting': setting, 'method': method,
                        'noise': f'a stream per grid (ImageStreams, purpose {ImageStreams.PURPOSE})'}   # results drawn by another rule are not reused
                 def build(folder, iem=iem, setting=setting, method=method):
@@ -252,13 +260,8 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
                 res = load_result(cache.get_or_build('editing', key, build, verbose=progress)/'result.safetensors')
                 if not torch.equal(res.ids, es.ids): raise RuntimeError("cached editing result was made for other grids")
                 results[(arch, setting, method)] = res
-                # scoring decodes every checkpoint for every evaluator: cached under the edits and the judges when
-                # those are modules (an evaluator that is only a function is scored afresh)
-                judges = {n: getattr(ev, 'model', ev) for n, ev in evaluators.items()}
                 score = lambda: score_edits(res, es.labels, evaluators, vqgm, before)
-                if all(isinstance(j, nn.Module) for j in judges.values()) and isinstance(vqgm, nn.Module):
-                    scores = cached_frame(cache, 'editing_scores', {**key, 'evaluators': judges, 'decoder': vqgm}, score)
-                else: scores = score()
+                scores = score() if scored_under is None else cached_frame(cache, 'editing_scores', {**key, **scored_under}, score)
                 rows.append(scores.assign(iem=arch, mask_setting=setting, method=method))
     return pd.concat(rows, ignore_index=True), {'results': results, 'edit_set': es}
 

@@ -149,8 +149,8 @@ def build_evaluator_model(config: EvaluatorConfig) -> nn.Module:
 # %% ../nbs/07_evaluators.ipynb #dc18dfe0
 RANGE_TOL = 1e-3
 
-def check_images(images, image_size: int | None = None) -> torch.Tensor:
-    "`images` as a float tensor (B, 3, H, W) clipped to [0, 1]; clear errors for wrong shape, dtype, NaN or range."
+def check_images(images, image_size: int | None = None, values: bool = True) -> torch.Tensor:
+    "`images` as a float tensor (B, 3, H, W) clipped to [0, 1]; clear errors for wrong shape, dtype, NaN or range (`values=False`: as given, values unchecked)."
     if isinstance(images, np.ndarray): images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
     if not images.is_floating_point():
@@ -159,6 +159,7 @@ def check_images(images, image_size: int | None = None) -> torch.Tensor:
         raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
         raise ValueError(f"images must be {image_size}x{image_size} for this evaluator, got {tuple(images.shape[-2:])}")
+    if not values: return images
     if images.numel():
         if not torch.isfinite(images).all(): raise ValueError(f"images contain {int((~torch.isfinite(images)).sum())} NaN/inf values")
         lo, hi = images.min().item(), images.max().item()
@@ -206,10 +207,11 @@ class Evaluator:
     @torch.no_grad()
     def predict_proba(self, images, batch_size: int = 256) -> torch.Tensor:
         "Softmax probabilities (B, n_classes) on the CPU, in eval mode, without gradients, `batch_size` images at a time."
-        images = check_images(images, self._size())
+        # values are checked (and clipped) a batch at a time: no second pass over, nor copy of, a large image set
+        images = check_images(images, self._size(), values=False)
         was_training = self.model.training; self.model.eval()
         try:
-            out = [F.softmax(self.model(self.preprocess(images[i:i + batch_size].to(self.device))).float(), -1).cpu()
+            out = [F.softmax(self.model(self.preprocess(check_images(images[i:i + batch_size]).to(self.device))).float(), -1).cpu()
                    for i in range(0, len(images), batch_size)]
         finally: self.model.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.config.n_classes)

@@ -18,8 +18,8 @@ from .token_sets import top_positions, positions_mask, token_set_mask, check_top
 
 # %% auto #0
 __all__ = ['PAPER_MASK_COUNTS', 'PAPER_TOP_N', 'PAPER_MASKED_FRACTION', 'mask_counts', 'pixel_mask', 'black_out',
-           'random_positions', 'true_class_prob', 'image_level_masking', 'concept_level_masking', 'truncate_sets',
-           'k_sweep', 'choose_k', 'plot_image_level']
+           'random_positions', 'true_class_prob', 'image_level_masking', 'unmasked_probs', 'concept_level_masking',
+           'truncate_sets', 'k_sweep', 'choose_k', 'plot_image_level']
 
 # %% ../nbs/13_masking_eval.ipynb #275bbf3b
 PAPER_MASK_COUNTS = tuple(range(5, 55, 5))   # n of Fig. 4 on the paper's 16×16 grid
@@ -91,15 +91,22 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
     return pd.DataFrame(rows)
 
 # %% ../nbs/13_masking_eval.ipynb #12b23350
+def unmasked_probs(images: torch.Tensor, evaluators: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    "Each evaluator's probabilities (B, n_classes) of the unmasked `images`: computed once for a whole sweep."
+    return {name: ev.predict_proba(images) for name, ev in evaluators.items()}
+
 def concept_level_masking(images: torch.Tensor, ids: torch.Tensor, labels, token_sets: Sequence[torch.Tensor],
-                          evaluators: Mapping[str, object], method: str) -> pd.DataFrame:
+                          evaluators: Mapping[str, object], method: str, unmasked: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
     "Accuracy / true-concept probability before and after masking each image's concept token set → DataFrame (Table 2)."
     labels = torch.as_tensor(labels).long().cpu()      # evaluators return probabilities on the CPU
     mask = token_set_mask(ids, labels, token_sets)
     masked = black_out(images, mask)
+    unmasked = unmasked_probs(images, evaluators) if unmasked is None else unmasked
+    wrong = [n for n in evaluators if n not in unmasked or len(unmasked[n]) != len(images)]
+    if wrong: raise ValueError(f"unmasked probabilities missing or not of the {len(images)} images for evaluator(s) {wrong}")
     rows = []
     for ename, ev in evaluators.items():
-        p0, p1 = ev.predict_proba(images), ev.predict_proba(masked)
+        p0, p1 = unmasked[ename], ev.predict_proba(masked)
         acc0 = (p0.argmax(1) == labels).float().mean().item(); acc1 = (p1.argmax(1) == labels).float().mean().item()
         pr0 = p0.gather(1, labels[:, None])[:, 0].mean().item(); pr1 = p1.gather(1, labels[:, None])[:, 0].mean().item()
         rows.append(dict(method=method, evaluator=ename, acc=acc0, prob=pr0, delta_acc=acc1 - acc0, delta_prob=pr1 - pr0,
@@ -116,10 +123,10 @@ def truncate_sets(table: pd.DataFrame, k: int, concepts: Sequence) -> list[torch
 def k_sweep(images: torch.Tensor, ids: torch.Tensor, labels, tables: Mapping[str, pd.DataFrame], ks: Sequence[int],
             evaluators: Mapping[str, object], concepts: Sequence) -> pd.DataFrame:
     "Concept-level masking for every method's table truncated to each k → DataFrame with a `k` column."
-    out = []
+    out, p0 = [], unmasked_probs(images, evaluators)   # the unmasked images are scored once, not once per (k, method)
     for k in ks:
         for method, tab in tables.items():
-            out.append(concept_level_masking(images, ids, labels, truncate_sets(tab, k, concepts), evaluators, method).assign(k=k))
+            out.append(concept_level_masking(images, ids, labels, truncate_sets(tab, k, concepts), evaluators, method, p0).assign(k=k))
     return pd.concat(out, ignore_index=True)
 
 def choose_k(sweep: pd.DataFrame, reference: Sequence[str] = ('ce', 're'), target_fraction: float = PAPER_MASKED_FRACTION) -> int:

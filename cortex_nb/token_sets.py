@@ -74,13 +74,11 @@ def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = N
     names = list(concepts) if concepts is not None else list(range(n_concepts))
     if len(names) != n_concepts: raise ValueError(f"{len(names)} concept names for {n_concepts} concepts")
     order = torch.sort(counts, dim=1, descending=True, stable=True).indices[:, :k]
-    rows = []
-    for c in range(n_concepts):
-        for r, t in enumerate(order[c].tolist()):
-            f = int(counts[c, t])
-            if f == 0: break
-            rows.append((names[c], r, t, f))
-    return pd.DataFrame(rows, columns=['concept', 'rank', 'token_id', 'frequency'])
+    freq = counts.gather(1, order)
+    concept, rank = torch.nonzero(freq > 0, as_tuple=True)    # sorted descending: the listed ranks of a concept are a prefix
+    # vectorised: 1000 concepts × K = 16384 (the paper's full ranking) is millions of rows
+    return pd.DataFrame({'concept': pd.Series(names).to_numpy()[concept.numpy()], 'rank': rank.numpy(),
+                         'token_id': order[concept, rank].numpy(), 'frequency': freq[concept, rank].numpy()})
 
 def concept_token_sets(image_token_ids: torch.Tensor, labels, k: int, codebook_size: int, n_concepts: int,
                        concepts: Sequence[str] | None = None) -> pd.DataFrame:

@@ -66,6 +66,9 @@ def test_iems_and_masking_tables_come_from_the_vqgan_store(vqgan_run):
     assert (out/'explorer_concept.png').exists() and (out/'explorer_token.png').exists()
     report = (out/'REPORT.md').read_text()
     assert 'Backbone: the taming VQGAN' in report and 'run on the concept world only' in report
+    # no --min-dalle: the bias audit is said to be not run, not listed as missing claims
+    assert 'Tables 3-4 (the bias audit of DALL-E mini) were not run' in report
+    assert '| table3 |' not in report and '| table4 |' not in report and '| fig4 |' in report
 
 
 def test_the_bias_audit_runs_on_dalle_mini(tmp_path):
