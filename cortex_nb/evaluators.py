@@ -209,9 +209,12 @@ class Evaluator:
         "Softmax probabilities (B, n_classes) on the CPU, in eval mode, without gradients, `batch_size` images at a time."
         # values are checked (and clipped) a batch at a time: no second pass over, nor copy of, a large image set
         images = check_images(images, self._size(), values=False)
+        def checked(i):
+            try: return check_images(images[i:i + batch_size])
+            except ValueError as e: raise ValueError(f"{e} (in images {i}…{min(i + batch_size, len(images)) - 1})") from None
         was_training = self.model.training; self.model.eval()
         try:
-            out = [F.softmax(self.model(self.preprocess(check_images(images[i:i + batch_size]).to(self.device))).float(), -1).cpu()
+            out = [F.softmax(self.model(self.preprocess(checked(i).to(self.device))).float(), -1).cpu()
                    for i in range(0, len(images), batch_size)]
         finally: self.model.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.config.n_classes)

@@ -88,12 +88,14 @@ def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.
     E, dev = _to_model(model, E)
     B, d, m, _ = E.shape
     if replacement.shape != (d,): raise ValueError(f"replacement must be one codebook entry of shape ({d},), got {tuple(replacement.shape)}")
+    if max_batch < 1: raise ValueError(f"max_batch must be ≥ 1, got {max_batch}")
     fn = _prob_fn(model)
     out = torch.zeros(B, m * m)
     eye = torch.eye(m * m, dtype=torch.bool, device=E.device).view(m * m, 1, m, m)
     with _explaining(model):
         # unoccluded probabilities in chunks of max_batch images: a whole test split of 256x256 activations need not fit at once
-        p0 = torch.cat([fn(E[s:s + max_batch]).gather(1, labels[s:s + max_batch, None].to(E.device))[:, 0].cpu() for s in range(0, B, max_batch)])
+        p0 = torch.zeros(B)
+        for s in range(0, B, max_batch): p0[s:s + max_batch] = fn(E[s:s + max_batch]).gather(1, labels[s:s + max_batch, None].to(E.device))[:, 0].cpu()
         per = max(1, max_batch // (m * m))
         for s in range(0, B, per):
             e = E[s:s + per]; b = len(e)
@@ -102,15 +104,10 @@ def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.
             out[s:s + b] = p0[s:s + b, None] - p.cpu()
     return out.view(B, m, m).to(dev)
 
-def most_frequent_token(ids, chunk: int = 1 << 24) -> int:
-    "The most frequent token id of a set of grids (ties to the lower id), counted `chunk` ids at a time."
-    flat = (ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)).reshape(-1)
-    if not flat.size: raise ValueError("no token ids to count")
-    if flat.min() < 0: raise ValueError(f"token ids must be ≥ 0, got {int(flat.min())}")
-    counts = np.zeros(int(flat.max()) + 1, dtype=np.int64)   # a store's ids stay in their small dtype: no int64 copy of 1M grids
-    for s in range(0, flat.size, chunk):
-        c = np.bincount(flat[s:s + chunk]); counts[:len(c)] += c
-    return int(counts.argmax())
+def most_frequent_token(ids) -> int:
+    "The most frequent token id of a set of grids (ties to the lower id); a whole store split: `store.token_counts(split).argmax()`."
+    ids = torch.as_tensor(ids).reshape(-1).long()
+    return int(torch.bincount(ids).argmax())
 
 def attribution_maps(model: nn.Module, E: torch.Tensor, labels, methods: Sequence[str] = GT_METHODS,
                      preset='tiny', replacement: torch.Tensor | None = None, smoothgrad: TokenImportance | None = None) -> dict:

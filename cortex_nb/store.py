@@ -219,6 +219,15 @@ class TokenStore:
         self._check_split(split)
         for s in self._shards[split]: yield self._load(s)
 
+    def token_counts(self, split: str) -> np.ndarray:
+        "How often each token id occurs in `split`, int64 (K,), counted shard by shard (a million grids need not fit in RAM)."
+        counts = np.zeros(self.codebook_size, dtype=np.int64)
+        for ids, _ in self.iter_shards(split):
+            c = np.bincount(np.asarray(ids).reshape(-1), minlength=self.codebook_size)
+            if len(c) > self.codebook_size: raise ValueError(f"split {split!r} holds token id {len(c) - 1} ≥ K={self.codebook_size}: the store is corrupt")
+            counts += c
+        return counts
+
     def labels(self, split: str) -> np.ndarray:
         "All condition ids of `split`, int64 (n,)."
         self._check_split(split)

@@ -69,6 +69,9 @@ def token_frequencies(picks: torch.Tensor, labels, codebook_size: int, n_concept
 
 def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = None) -> pd.DataFrame:
     "The k most frequent token ids per concept (frequency > 0; ties to the lower id) → DataFrame(concept, rank, token_id, frequency)."
+    counts = torch.as_tensor(counts).cpu()
+    if counts.is_floating_point() or counts.ndim != 2: raise ValueError(f"counts must be integer (n_concepts, K), got {counts.dtype} {tuple(counts.shape)}")
+    counts = counts.long()
     n_concepts, K = counts.shape
     k = check_top_k(k, K)
     names = list(concepts) if concepts is not None else list(range(n_concepts))
