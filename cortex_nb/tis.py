@@ -5,7 +5,9 @@
 # %% ../nbs/11_tis.ipynb #a0ce4f27
 from __future__ import annotations
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
+from tqdm.auto import tqdm
 
 import numpy as np
 import torch
@@ -16,8 +18,8 @@ from .core import *
 from .codebook import check_embedding
 
 # %% auto #0
-__all__ = ['TIS_TARGETS', 'TIS_REDUCTIONS', 'smoothgrad_sigma', 'image_noise_seed', 'image_noise', 'model_dims', 'check_targets',
-           'reduce_saliency', 'TokenImportance', 'smoothgrad_loop']
+__all__ = ['TIS_TARGETS', 'TIS_REDUCTIONS', 'smoothgrad_sigma', 'image_noise_seed', 'image_noise', 'NoiseAhead', 'model_dims',
+           'check_targets', 'reduce_saliency', 'TokenImportance', 'smoothgrad_loop']
 
 # %% ../nbs/11_tis.ipynb #2b181182
 def smoothgrad_sigma(E: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -35,6 +37,31 @@ def image_noise(shape: Sequence[int], seed: int, index: int, n_samples: int, dev
     "Standard-normal noise (n_samples, *shape) of image number `index`."
     g = torch.Generator().manual_seed(image_noise_seed(seed, index))
     return torch.randn((n_samples, *shape), generator=g).to(device if device is not None else 'cpu')
+
+class NoiseAhead:
+    "`image_noise` of the images asked for, drawn on a pool of CPU threads ahead of use: the same values, without the GPU waiting on one core."
+    def __init__(self, shape: Sequence[int], seed: int, n_samples: int, index_offset: int = 0, workers: int | None = None):
+        self.args, self.index_offset = (tuple(shape), int(seed)), int(index_offset)
+        self.n_samples, self.pending = int(n_samples), {}
+        workers = torch.get_num_threads() if workers is None else int(workers)
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None   # one worker: drawn when taken
+
+    def submit(self, images):
+        "Start drawing the noise of image numbers `images` (relative to `index_offset`)."
+        for i in images:
+            if self.pool is not None and i not in self.pending:
+                self.pending[i] = self.pool.submit(image_noise, *self.args, self.index_offset + i, self.n_samples)
+
+    def take(self, i: int) -> torch.Tensor:
+        "The noise (n_samples, *shape) of image `i`, on the CPU; forgotten once taken."
+        f = self.pending.pop(i, None)
+        return f.result() if f is not None else image_noise(*self.args, self.index_offset + i, self.n_samples)
+
+    def close(self):
+        if self.pool is not None: self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending = {}
+    def __enter__(self): return self
+    def __exit__(self, *_): self.close()
 
 # %% ../nbs/11_tis.ipynb #96c8bc17
 TIS_TARGETS = ('prob', 'logit')
@@ -123,9 +150,6 @@ class TokenImportance:
         check_embedding(E, d, m)
         return E, check_targets(target, len(E), n), single
 
-    def _noise(self, E, i, noise, index_offset):
-        if noise is not None: return noise[i].to(E.device, E.dtype)
-        return image_noise(E.shape[1:], self.seed, index_offset + i, self.n_samples, E.device).to(E.dtype)
 
     def _grads(self, X: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         "∇_X Σ_r f_{y_r}(X_r): per-row gradients from one backward (model in eval mode)."
@@ -152,17 +176,19 @@ class TokenImportance:
         sigma = smoothgrad_sigma(E, self.alpha).to(E.dtype)
         S = torch.zeros(E.shape, dtype=torch.float32, device=E.device)
         cache: dict[int, torch.Tensor] = {}
-        starts = range(0, B * N, self.max_batch)
-        if progress:
-            from tqdm.auto import tqdm
-            starts = tqdm(starts, desc='TIS', leave=False)
-        with _explaining(self.model):
-            for a in starts:
+        starts = list(range(0, B * N, self.max_batch))
+        images_of = lambda a: range(a // N, (min(a + self.max_batch, B * N) - 1) // N + 1)   # the images chunk `a` covers
+        # the default noise is drawn on CPU threads one chunk ahead (NoiseAhead): per-image seeds, so any chunking gives the same S
+        with _explaining(self.model), NoiseAhead(E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else None) as ahead:
+            if noise is None: ahead.submit(images_of(0))
+            for j, a in enumerate(tqdm(starts, desc='TIS', leave=False, disable=not progress)):
+                if noise is None and j + 1 < len(starts): ahead.submit(images_of(starts[j + 1]))
                 rows = torch.arange(a, min(a + self.max_batch, B * N))
                 imgs, samples = rows // N, rows % N
                 parts = []
                 for i in torch.unique_consecutive(imgs).tolist():
-                    if i not in cache: cache = {i: self._noise(E, i, noise, index_offset)}   # keep one image's noise
+                    if i not in cache:   # keep one image's noise: its samples may run into the next chunk
+                        cache = {i: (noise[i] if noise is not None else ahead.take(i)).to(E.device, E.dtype)}
                     s = samples[imgs == i].to(E.device)
                     parts.append(E[i] + sigma[i] * cache[i][s])
                 G = self._grads(torch.cat(parts), target[imgs.to(target.device)])
