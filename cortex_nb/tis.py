@@ -42,19 +42,19 @@ class NoiseAhead:
     "`image_noise` of the images asked for, drawn on a pool of CPU threads ahead of use: the same values, without the GPU waiting on one core."
     def __init__(self, shape: Sequence[int], seed: int, n_samples: int, index_offset: int = 0, workers: int | None = None):
         self.args, self.index_offset = (tuple(shape), int(seed)), int(index_offset)
-        self.n_samples, self.pending = int(n_samples), {}
+        self.n_samples, self.pending, self.taken = int(n_samples), {}, set()
         workers = torch.get_num_threads() if workers is None else int(workers)
         self.pool = ThreadPoolExecutor(workers) if workers > 1 else None   # one worker: drawn when taken
 
     def submit(self, images):
         "Start drawing the noise of image numbers `images` (relative to `index_offset`)."
         for i in images:
-            if self.pool is not None and i not in self.pending:
+            if self.pool is not None and i not in self.pending and i not in self.taken:   # an image may span several chunks
                 self.pending[i] = self.pool.submit(image_noise, *self.args, self.index_offset + i, self.n_samples)
 
     def take(self, i: int) -> torch.Tensor:
         "The noise (n_samples, *shape) of image `i`, on the CPU; forgotten once taken."
-        f = self.pending.pop(i, None)
+        f = self.pending.pop(i, None); self.taken.add(i)
         return f.result() if f is not None else image_noise(*self.args, self.index_offset + i, self.n_samples)
 
     def close(self):
