@@ -48,6 +48,8 @@ for nb in paper_figures/[0-9]*.ipynb; do
 done
 wait
 grep -A20 "Tests Failed" "$OUT/nbdev_test.log"; tail -1 "$OUT/nbdev_test.log"
+# the TIS noise drawn ahead on CPU threads vs inline, paper-size CE on the GPU (unmeasured on a GPU so far)
+timeout 120 python3 bench/tis.py --noise-ahead --batch 64 --threads 8 2>&1 | tail -1 | tee "$OUT/tis_noise_ahead.log"
 # PACK=1: the run's folder as one archive without figures (for a transfer that takes few files)
 [ -n "${PACK:-}" ] && tar czf "$OUT/tiny.tgz" -C "$OUT" --exclude='*.png' tiny && rm -rf "$OUT/tiny"
 echo "total $(( $(date +%s) - t0 )) s"

@@ -116,19 +116,23 @@ class TokenImportance:
     "SmoothGrad token importance (paper eq. 3–4) of an IEM, batched: one backward per chunk of (images × noise samples)."
     def __init__(self, model: nn.Module, n_samples: int = 20, alpha: float = 0.2, target: str = 'prob',
                  reduce: str = 'abs', seed: int = 0, max_batch: int = 512, channels_last: bool = False,
-                 autocast_dtype: torch.dtype | None = None):
+                 autocast_dtype: torch.dtype | None = None, noise_workers: int | None = None):
         if target not in TIS_TARGETS: raise ValueError(f"unknown target {target!r}; choose one of {TIS_TARGETS}")
         if reduce not in TIS_REDUCTIONS: raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
         if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1): raise ValueError(f"n_samples must be an int ≥ 1, got {n_samples!r}")
         if not (isinstance(max_batch, (int, np.integer)) and max_batch >= 1): raise ValueError(f"max_batch must be an int ≥ 1, got {max_batch!r}")
         if not alpha >= 0: raise ValueError(f"alpha must be ≥ 0, got {alpha!r}")
+        if noise_workers is not None and not (isinstance(noise_workers, (int, np.integer)) and noise_workers >= 1):
+            raise ValueError(f"noise_workers must be None (one per torch thread) or an int ≥ 1, got {noise_workers!r}")
+        self.noise_workers = noise_workers   # threads drawing the default noise ahead (1: drawn inline, when needed)
         self.model, self.n_samples, self.alpha, self.target, self.reduce = model, int(n_samples), float(alpha), target, reduce
         self.seed, self.max_batch, self.channels_last, self.autocast_dtype = int(seed), int(max_batch), channels_last, autocast_dtype
 
     def replace(self, **changes) -> "TokenImportance":
         "A copy with some settings changed (e.g. the authors' `target='logit', reduce='signed'`), checked as in the constructor."
         now = dict(n_samples=self.n_samples, alpha=self.alpha, target=self.target, reduce=self.reduce, seed=self.seed,
-                   max_batch=self.max_batch, channels_last=self.channels_last, autocast_dtype=self.autocast_dtype)
+                   max_batch=self.max_batch, channels_last=self.channels_last, autocast_dtype=self.autocast_dtype,
+                   noise_workers=self.noise_workers)
         return type(self)(self.model, **{**now, **changes})
 
     @classmethod
@@ -179,7 +183,7 @@ class TokenImportance:
         starts = list(range(0, B * N, self.max_batch))
         images_of = lambda a: range(a // N, (min(a + self.max_batch, B * N) - 1) // N + 1)   # the images chunk `a` covers
         # the default noise is drawn on CPU threads one chunk ahead (NoiseAhead): per-image seeds, so any chunking gives the same S
-        with _explaining(self.model), NoiseAhead(E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else None) as ahead:
+        with _explaining(self.model), NoiseAhead(E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else self.noise_workers) as ahead:
             if noise is None: ahead.submit(images_of(0))
             for j, a in enumerate(tqdm(starts, desc='TIS', leave=False, disable=not progress)):
                 if noise is None and j + 1 < len(starts): ahead.submit(images_of(starts[j + 1]))
