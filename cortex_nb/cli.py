@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {**params, **{k: v for k, v in flags.items() if v}}
         if args.dry_run:
             get_preset(args.preset)
-            if not args.vqgan_config and not args.vqgan_ckpt and get_preset(args.preset).name != 'paper':
+            if run_backbone(args.preset, extra) == 'world':
                 print(f"{args.preset} preset on the concept world: nothing external is needed; `cortex-nb reproduce` runs it here"); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
             check_run_inputs(run_parameters(extra))   # evaluator weights, the min-dalle folder

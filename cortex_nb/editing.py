@@ -116,8 +116,7 @@ def store_edit_set(vqgm, store, pairs: Sequence[tuple[int, int]], n_per_concept:
     idx = np.concatenate([np.nonzero(labels_all == c)[0][:n_per_concept] for c in sorted(partners)])
     short = [c for c in sorted(partners) if (labels_all[idx] == c).sum() < n_per_concept]
     if short: raise ValueError(f"the store's {split} split holds fewer than {n_per_concept} grids of class(es) {short}")
-    ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
-    labels = torch.from_numpy(labels_all[idx].astype(np.int64))
+    ids, labels = store.batch(split, idx)
     with torch.no_grad(): images = store_images(vqgm, store, split, idx).float().clamp(0, 1).cpu()   # refuses a store of another codebook
     m = ids.shape[-1]
     masks = {'central': central_mask(m, mask_side(m) if side is None else side, central_start).expand(len(ids), m, m).clone()}
@@ -226,8 +225,8 @@ def load_result(path) -> CodebookOptResult:
                              index_offset=int(meta.get('index_offset', 0)))   # files from before 2026-11-27: every run started at 0
 
 def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
-                       progress: bool = True, edit_set: EditSet | None = None) -> tuple[pd.DataFrame, dict]:
-    "Edit every paired concept's images (of `world`, or `edit_set`) toward its partner (each IEM × setting × method), score → (per-image rows, results)."
+                       progress: bool = True, edit_set: EditSet | None = None, vqgm_key: str | None = None) -> tuple[pd.DataFrame, dict]:
+    "Edit every paired concept's images (of `world`, or `edit_set`) toward its partner (each IEM × setting × method), score → (per-image rows, results); `vqgm_key`: `vqgm_fingerprint(vqgm)`, if known."
     missing = [a for a in config.iems if a not in iems]   # before any work: say which IEM is missing, not KeyError later
     if missing: raise ValueError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
@@ -246,7 +245,7 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
     judges = {n: getattr(ev, 'model', ev) for n, ev in evaluators.items()}
     scored_under = None
     if all(isinstance(j, nn.Module) for j in judges.values()) and isinstance(vqgm, nn.Module):
-        scored_under = {'evaluators': {n: config_hash(j) for n, j in judges.items()}, 'decoder': vqgm_fingerprint(vqgm)}
+        scored_under = {'evaluators': {n: config_hash(j) for n, j in judges.items()}, 'decoder': vqgm_key or vqgm_fingerprint(vqgm)}
     codebook_key = codebook_fingerprint(vqgm.codebook)
     for arch in config.iems:
         iem = iems[arch]

@@ -282,7 +282,7 @@ DALLE_CLAIM_CHECKS: list[Callable] = [claims_table3, claims_table4]
 
 def collect_claims(out, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Every claim checked against the CSVs in `out`, one row each."
-    rows = [c.__dict__ for check in (checks or CLAIM_CHECKS) for c in check(Path(out))]
+    rows = [c.__dict__ for check in (CLAIM_CHECKS if checks is None else checks) for c in check(Path(out))]
     return pd.DataFrame(rows, columns=['table', 'claim', 'paper', 'ours', 'holds', 'timed'])
 
 # %% ../nbs/80_report.ipynb #9433b521

@@ -154,7 +154,6 @@ class TokenImportance:
         check_embedding(E, d, m)
         return E, check_targets(target, len(E), n), single
 
-
     def _grads(self, X: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         "∇_X Σ_r f_{y_r}(X_r): per-row gradients from one backward (model in eval mode)."
         if self.channels_last: X = X.contiguous(memory_format=torch.channels_last)
@@ -184,9 +183,8 @@ class TokenImportance:
         images_of = lambda a: range(a // N, (min(a + self.max_batch, B * N) - 1) // N + 1)   # the images chunk `a` covers
         # the default noise is drawn on CPU threads one chunk ahead (NoiseAhead): per-image seeds, so any chunking gives the same S
         with _explaining(self.model), NoiseAhead(E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else self.noise_workers) as ahead:
-            if noise is None: ahead.submit(images_of(0))
             for j, a in enumerate(tqdm(starts, desc='TIS', leave=False, disable=not progress)):
-                if noise is None and j + 1 < len(starts): ahead.submit(images_of(starts[j + 1]))
+                for b in starts[j:j + 2]: ahead.submit(images_of(b))   # this chunk's images and the next's (drawn once each)
                 rows = torch.arange(a, min(a + self.max_batch, B * N))
                 imgs, samples = rows // N, rows % N
                 parts = []

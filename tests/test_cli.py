@@ -4,6 +4,7 @@ from pathlib import Path
 
 import torch, torchvision
 
+from cortex_nb.evaluators import torchvision_checkpoint_path
 from cortex_nb.taming import write_tiny_taming_checkpoint
 
 BIN = Path(sys.executable).parent
@@ -13,11 +14,11 @@ def cortex_nb(*args, env=None):
     return subprocess.run([str(BIN/'cortex-nb'), *map(str, args)], capture_output=True, text=True, env=env)
 
 
-def test_paper_dry_run_prints_the_plan_for_an_official_format_checkpoint(tmp_path):
+def test_paper_dry_run_prints_the_plan_for_an_official_format_checkpoint(tmp_path, monkeypatch):
     config, ckpt = write_tiny_taming_checkpoint(tmp_path)
     # the evaluators' pretrained weights are inputs too: a random-weight ResNet-18 where torchvision keeps the real one
-    env = {**os.environ, 'TORCH_HOME': str(tmp_path/'torch')}
-    weights = tmp_path/'torch'/'hub'/'checkpoints'/os.path.basename(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path/'torch')); env = dict(os.environ)
+    weights = torchvision_checkpoint_path('resnet18')
     weights.parent.mkdir(parents=True); torch.save(torchvision.models.resnet18().state_dict(), weights)
     proc = cortex_nb('reproduce', '--preset', 'paper', '--dry-run', '--vqgan-config', config, '--vqgan-ckpt', ckpt,
                      '--evaluators', 'resnet18', env=env)

@@ -17,7 +17,7 @@ from cortex_nb.evaluators import torchvision_checkpoint_path
 from cortex_nb.synthetic import vqgm_fingerprint
 from cortex_nb.taming import write_tiny_taming_checkpoint, load_taming_vqgan
 
-# about 2 min on 2 cores (ResNet-18 on 224 px for the masking curves dominates)
+# about 4.5 min on 2 cores (ResNet-18 on 224 px for the masking curves dominates)
 pytestmark = pytest.mark.skipif(os.environ.get('CORTEX_NB_QUICK_TESTS') == '1', reason='CORTEX_NB_QUICK_TESTS=1')
 
 
