@@ -29,10 +29,10 @@ from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
 __all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks', 'concept_token_set', 'count_set_tokens',
-           'set_selection_interval', 'attribute_store', 'binary_iem', 'explain_attribute', 'frequency_table',
-           'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig', 'finetune_neutral',
-           'reads_favoured', 'bias_calibration', 'mixture_calibration', 'plot_calibration', 'iem_share_readings',
-           'run_bias_audit']
+           'set_selection_interval', 'attribute_store', 'binary_iem', 'explain_attribute', 'implied_share',
+           'frequency_table', 'BiasAuditResult', 'neutral_counts', 'audit_bias', 'PlantedMixVQGM', 'CalibrationConfig',
+           'finetune_neutral', 'reads_favoured', 'bias_calibration', 'mixture_calibration', 'plot_calibration',
+           'plot_implied_shares', 'iem_share_readings', 'run_bias_audit']
 
 # %% ../nbs/18_bias_audit.ipynb #055bee33
 @dataclass(frozen=True)
@@ -181,6 +181,14 @@ def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor,
     return t['ids'], t['tis']
 
 # %% ../nbs/18_bias_audit.ipynb #c10eaa09
+def implied_share(counts, own: float, other: float, favoured: bool = True) -> tuple[float, float]:
+    "(share, s.e.): the favoured attribute's share of the neutral images implied by one set's per-image `counts`, were they a mix of the two prompts' images."
+    counts = np.asarray(counts, dtype=float)
+    spread = own - other            # how much more often the set occurs on its own prompt's images than on the other's
+    if not (np.isfinite(spread) and abs(spread) > 1e-12) or counts.size == 0: return np.nan, np.nan
+    s = (counts.mean() - other) / spread
+    return float(s if favoured else 1 - s), float(counts.std() / math.sqrt(counts.size) / abs(spread))
+
 def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], positions: Mapping[int, int],
                     cfg: BiasAuditConfig, coverage: Mapping | None = None, normalize: bool = False,
                     coverage_other: Mapping | None = None, set_selection: Mapping | None = None) -> pd.DataFrame:
@@ -191,6 +199,9 @@ def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], posit
         for n, n_pos in positions.items():
             x, y = counts[(name, fav, n)], counts[(name, oth, n)]
             cov = {p: (coverage or {}).get((name, p, n), np.nan) for p in (fav, oth)}
+            cov_other = {p: (coverage_other or {}).get((name, p, n), np.nan) for p in (fav, oth)}
+            # from the raw counts, so both measures' rows carry the same reading
+            shares = {fav: implied_share(x, cov[fav], cov_other[fav]), oth: implied_share(y, cov[oth], cov_other[oth], favoured=False)}
             if normalize:
                 if min(cov.values()) <= 0: raise ValueError(f"pair {name!r}, top-{n}: a token set never occurs on its own prompt's images {cov}")
                 x, y = x / cov[fav], y / cov[oth]
@@ -203,7 +214,8 @@ def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], posit
                                  measure='coverage_normalized' if normalize else 'count',
                                  mean_frequency=float(np.mean(c)), std_frequency=float(np.std(c)), n_images=len(c),
                                  own_prompt_frequency=float(cov[prompt]),
-                                 other_prompt_frequency=float((coverage_other or {}).get((name, prompt, n), np.nan)),
+                                 other_prompt_frequency=float(cov_other[prompt]),
+                                 implied_share=shares[prompt][0], implied_share_se=shares[prompt][1],
                                  cliffs_delta=r.delta if fav_row else np.nan, ci_low=r.ci_low if fav_row else np.nan,
                                  ci_high=r.ci_high if fav_row else np.nan, p_value=r.p_value if fav_row else np.nan,
                                  magnitude=r.magnitude if fav_row else '', reliable=r.reliable if fav_row else np.nan,
@@ -484,7 +496,7 @@ def _calibration_rows(result: BiasAuditResult, ids: torch.Tensor, pairs: Mapping
               for n in result.positions}
     selection = _set_selection(result.picks, pairs, result.positions, ids, cfg, len(codebook)) if result.picks else None
     freq = pd.concat([frequency_table(counts, pairs, result.positions, cfg, result.coverage, normalize=nz,
-                                      set_selection=None if nz else selection)
+                                      coverage_other=result.coverage_other, set_selection=None if nz else selection)
                       for nz in ((False, True) if result.coverage else (False,))])
     iem_share = {name: _favoured_share(result.iems[name], ids, codebook) for name in pairs if name in result.iems}
     rows = []
@@ -494,6 +506,7 @@ def _calibration_rows(result: BiasAuditResult, ids: torch.Tensor, pairs: Mapping
                          top_n=r.top_n, n_positions=r.n_positions, cliffs_delta=r.cliffs_delta, ci_low=r.ci_low, ci_high=r.ci_high,
                          p_value=r.p_value, delta_sets_low=r.delta_sets_low, delta_sets_high=r.delta_sets_high,
                          set_stability=r.set_stability, freq_favoured=r.mean_frequency, freq_other=other.mean_frequency,
+                         implied_share_favoured=r.implied_share, implied_share_other=other.implied_share,
                          iem_share=iem_share.get(r.attribute_pair, np.nan), n_images=r.n_images))
     return rows
 
@@ -536,6 +549,31 @@ def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str 
     np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)"); np.atleast_1d(axs)[0].legend(fontsize=8)
     return axs
 
+def plot_implied_shares(cal: pd.DataFrame, calibration: str | None = None, top_n: int | None = None, ax=None):
+    "The favoured share each attribute's set implies, and the binary IEM's reading, against the planted share: on the diagonal when they read the mix."
+    missing = [c for c in ('implied_share_favoured', 'implied_share_other', 'iem_share') if c not in cal]
+    if missing: raise ValueError(f"the calibration table has no {', '.join(missing)} column: it was written by an older cortex_nb")
+    if 'measure' in cal: cal = cal[cal.measure == 'count']   # both measures' rows carry the same readings
+    if calibration is not None: cal = cal[cal.calibration == calibration]
+    elif 'calibration' in cal and cal.calibration.nunique() > 1:
+        raise ValueError(f"the table holds calibrations {sorted(cal.calibration.unique())}: choose one with calibration=")
+    if top_n is not None: cal = cal[cal.top_n == top_n]
+    if cal.empty: raise ValueError(f"no calibration rows" + (f" with top_n {top_n}" if top_n is not None else '') + (f" for calibration {calibration!r}" if calibration else ''))
+    pairs = list(dict.fromkeys(cal.attribute_pair))
+    axs = ax if ax is not None else plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 3.4), squeeze=False, sharey=True)[1][0]
+    for a, name in zip(np.atleast_1d(axs), pairs):
+        a.plot([0, 1], [0, 1], color='0.6', lw=0.8, ls='--', zorder=0)
+        g_pair = cal[cal.attribute_pair == name].sort_values('planted_share')
+        for i, (n, g) in enumerate(g_pair.groupby('top_n')):
+            a.plot(g.planted_share, g.implied_share_favoured, marker='o', color=f'C{i}', label=f'top-{n}: favoured set')
+            a.plot(g.planted_share, g.implied_share_other, marker='s', ls=':', color=f'C{i}', label=f'top-{n}: other set')
+        iem = g_pair.drop_duplicates('planted_share')
+        a.plot(iem.planted_share, iem.iem_share, marker='x', color='k', lw=0.8, label='binary IEM')
+        a.set_title(f'{name}' + (f' ({calibration})' if calibration else ''), fontsize=9)
+        a.set_xlabel('planted share of the favoured attribute')
+    np.atleast_1d(axs)[0].set_ylabel('favoured share read'); np.atleast_1d(axs)[0].legend(fontsize=7)
+    return axs
+
 # %% ../nbs/18_bias_audit.ipynb #484cbfc8
 def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_prompt: str, shares: Sequence[float] = (0.5, 0.8, 0.95),
                        guidance_scales: Sequence[float] = (), n: int = 1000, seed: int = 0) -> pd.DataFrame:
@@ -572,7 +610,8 @@ def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = N
     # the sweep's table is cached under everything it is computed from (a second run reads it back)
     key = {'vqgm': vqgm_fingerprint(vqgm), 'world': world.config, 'neutral': neutral, 'audit': res.config, 'calibration': ccfg,
            'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems,   # the picks and res.config make the token sets
-           'token_sets': 'token_sets.concept_token_sets'}                    # …by this rule (every pick counts)
+           'token_sets': 'token_sets.concept_token_sets',                    # …by this rule (every pick counts)
+           'readings': 'implied_share'}   # rows carry each set's implied share (tables cached before lack the columns)
     cal = cached_frame(cache, 'bias_calibration', key, lambda: pd.concat(
         [bias_calibration(res, lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress), ccfg.shares,
                           codebook=vqgm.codebook, progress=progress),

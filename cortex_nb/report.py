@@ -229,6 +229,11 @@ def claims_bias(out) -> list[Claim]:
     "The audit finds the planted bias, and finds none when there is none (Table 4, calibration)."
     return claims_table4(out) + claims_calibration(out)
 
+def _implied(favoured_set, other_set) -> str:
+    "'; share read by the sets 0.35 / 1.06' from the favoured share each attribute's set implies, or '' where not recorded."
+    if favoured_set is None or other_set is None or not np.isfinite([favoured_set, other_set]).all(): return ''
+    return f'; share read by the sets {favoured_set:.2f} / {other_set:.2f}'
+
 def claims_table4(out) -> list[Claim]:
     "The favoured attribute's tokens are more frequent under the neutral prompt, δ ≥ 0.33 with a CI above 0 (Table 4)."
     t4 = _read(out, 'table4_bias_frequency.csv')
@@ -241,6 +246,7 @@ def claims_table4(out) -> list[Claim]:
             fav, other = g.iloc[0], g.iloc[1]   # favoured attribute first
             sets = (f"; sets resampled [{fav.delta_sets_low:+.3f}, {fav.delta_sets_high:+.3f}]"
                     if 'delta_sets_low' in fav and np.isfinite(fav.delta_sets_low) else '')
+            sets += _implied(fav.get('implied_share'), other.get('implied_share'))
             paper = (f"δ {fav.paper_cliffs_delta:+.3f} ({fav.paper_attribute}, top-{n}; all cells 0.26–0.46)"
                      if 'paper_cliffs_delta' in fav and np.isfinite(fav.paper_cliffs_delta) else 'δ 0.26–0.46')
             claims.append(Claim('table4', f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33, CI excludes 0',
@@ -261,6 +267,7 @@ def claims_calibration(out) -> list[Claim]:
             for _, row in g[np.isclose(g.planted_share, .5)].iterrows():
                 mix = (f' (sampled mix: {row.iem_share:.0%} favoured, by the binary IEM)'   # a fine-tuned VQGM need not sample its plan
                        if 'iem_share' in row and np.isfinite(row.iem_share) else '')
+                mix += _implied(row.get('implied_share_favoured'), row.get('implied_share_other'))
                 claims.append(Claim('calibration', f'{label}, 50/50, top-{row.top_n}: |δ| < 0.147', '— (beyond the paper)',
                                     f'{row.cliffs_delta:+.4f}{mix}', bool(abs(row.cliffs_delta) < .147)))
             if g.planted_share.nunique() > 1:
