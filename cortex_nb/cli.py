@@ -366,7 +366,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             get_preset(args.preset)
             if run_backbone(args.preset, extra) == 'world':
-                print(f"{args.preset} preset on the concept world: nothing external is needed; `cortex-nb reproduce` runs it here"); return 0
+                check_run_inputs(run_parameters(extra))   # the min-dalle folder, when DALL-E mini's audit is asked for
+                print(f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` runs it here"
+                      + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else '')); return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
             check_run_inputs(run_parameters(extra))   # evaluator weights, the min-dalle folder
             if args.min_dalle: print(f"bias audit: DALL-E mini from {args.min_dalle}")

@@ -354,10 +354,12 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
 
 # %% ../nbs/07_evaluators.ipynb #05187ed9
 def score_images(evaluators: dict[str, Evaluator], images, labels, per_concept: bool = True,
-                 batch_size: int = 256) -> pd.DataFrame:
-    "Accuracy and true-class probability of each evaluator, per concept and overall (`concept == 'all'`)."
+                 batch_size: int = 256, concepts: Sequence[str] | None = None) -> pd.DataFrame:
+    "Accuracy and true-class probability of each evaluator, per concept (named by `concepts`, else the evaluator's class names) and overall (`concept == 'all'`)."
     labels = torch.as_tensor(labels).cpu().numpy().astype(np.int64)
     if not evaluators: raise ValueError("no evaluators given")
+    if concepts is not None and len(labels) and not 0 <= labels.min() <= labels.max() < len(concepts):
+        raise ValueError(f"labels range over [{labels.min()}, {labels.max()}] but {len(concepts)} concept names were given")
     rows = []
     for name, ev in evaluators.items():
         if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels")
@@ -366,7 +368,8 @@ def score_images(evaluators: dict[str, Evaluator], images, labels, per_concept: 
             raise ValueError(f"labels must lie in [0, {ev.config.n_classes}) for evaluator {name!r}, got range [{labels.min()}, {labels.max()}]")
         p = ev.predict_proba(images, batch_size).numpy()
         hit, ptrue = p.argmax(-1) == labels, p[np.arange(len(labels)), labels]
-        groups = [(ev.class_names[c], labels == c) for c in np.unique(labels)] if per_concept else []
+        names = ev.class_names if concepts is None else concepts   # a VQGM's own classes need not carry the evaluator's names
+        groups = [(names[c], labels == c) for c in np.unique(labels)] if per_concept else []
         for concept, sel in groups + [('all', np.ones(len(labels), bool))]:
             rows.append({'concept': concept, 'evaluator': name, 'accuracy': float(hit[sel].mean()),
                          'prob': float(ptrue[sel].mean()), 'n': int(sel.sum())})
