@@ -16,11 +16,11 @@ from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_di
 from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS, DALLE_CLAIM_CHECKS
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'VQGAN_TEST_PER_CONCEPT',
-           'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
-           'parameter_names', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
-           'run_parameters', 'input_stamp', 'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks',
-           'reproduce', 'plan_paper_run', 'print_plan', 'parse_params', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'default_notebooks_dir',
+           'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'parameter_names',
+           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'run_parameters', 'input_stamp',
+           'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks', 'reproduce', 'plan_paper_run',
+           'print_plan', 'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -125,9 +125,6 @@ VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, F
                    "concept world only")
 
 PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')   # files and folders the notebooks read
-# test grids per class that 03_sample_level and 06_explorer decode at once on a VQGAN unless told: all 50 of ImageNet's
-# 1000 classes would be 39 GB of float32 images
-VQGAN_TEST_PER_CONCEPT = 10
 
 def run_parameters(extra: dict | None) -> dict:
     "The extra notebook parameters of a run: not the four `reproduce` sets itself, paths absolute, tuples as lists."
@@ -288,7 +285,7 @@ def plan_paper_run(vqgan_config, vqgan_ckpt, preset: str = 'paper', tflops: floa
             rows.append(dict(step=f'codebook-level editing {arch.upper()}', items=edit_images*edit_steps, flops=3*fwd*edit_images*edit_steps,
                              storage_gb=0.0, note=f'{edit_images} images × {edit_steps} steps (App. A.5)'))
     rows.append(dict(step='decode test grids for the evaluators', items=n_test, flops=0, storage_gb=n_test*3*cfg.image_size**2/1e9,
-                     note='decoder cost not counted; 03 holds its masked test images as float32 (10 per class by default)'))
+                     note='decoder cost not counted; 03 holds them as 8-bit images, and one masked copy at a time'))
     plan = pd.DataFrame(rows)
     plan['gpu_hours'] = plan.flops/(tflops*1e12)/3600
     plan.attrs.update(grid=m, embed_dim=d, codebook_size=K, n_classes=n_classes, tflops=tflops)

@@ -150,16 +150,18 @@ def build_evaluator_model(config: EvaluatorConfig) -> nn.Module:
 RANGE_TOL = 1e-3
 
 def check_images(images, image_size: int | None = None, values: bool = True) -> torch.Tensor:
-    "`images` as a float tensor (B, 3, H, W) clipped to [0, 1]; clear errors for wrong shape, dtype, NaN or range (`values=False`: as given, values unchecked)."
+    "`images` as a float tensor (B, 3, H, W) in [0, 1] (8-bit ones divided by 255); clear errors for wrong shape, dtype, NaN or range (`values=False`: as given, values unchecked)."
     if isinstance(images, np.ndarray): images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
-    if not images.is_floating_point():
-        raise ValueError(f"images must be float in [0, 1], got dtype {images.dtype} (divide uint8 images by 255)")
+    eight_bit = images.dtype == torch.uint8
+    if not (images.is_floating_point() or eight_bit):
+        raise ValueError(f"images must be float in [0, 1] or uint8 in [0, 255], got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
         raise ValueError(f"images must be {image_size}x{image_size} for this evaluator, got {tuple(images.shape[-2:])}")
     if not values: return images
+    if eight_bit: return images.float() / 255      # every 8-bit value is in range
     if images.numel():
         if not torch.isfinite(images).all(): raise ValueError(f"images contain {int((~torch.isfinite(images)).sum())} NaN/inf values")
         lo, hi = images.min().item(), images.max().item()

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 
 from .core import *
-from .codebook import check_images
+from .evaluators import check_images   # the evaluators' check: what they will be shown (8-bit too)
 from .token_sets import top_positions, positions_mask, token_set_mask, check_top_n
 
 # %% auto #0
@@ -37,8 +37,8 @@ def pixel_mask(pos_mask: torch.Tensor, image_size: int) -> torch.Tensor:
     return pos_mask[:, None].repeat_interleave(image_size // m, 2).repeat_interleave(image_size // m, 3)
 
 def black_out(images: torch.Tensor, pos_mask: torch.Tensor) -> torch.Tensor:
-    "Images (B, 3, S, S) with the pixel patches of the True token positions (B, m, m) set to black."
-    check_images(images)
+    "Images (B, 3, S, S), float or 8-bit, with the pixel patches of the True token positions (B, m, m) set to black (same dtype)."
+    check_images(images, values=images.is_floating_point())   # 8-bit values are all valid: no float copy of a large set
     if len(pos_mask) != len(images): raise ValueError(f"{len(pos_mask)} masks for {len(images)} images")
     return images.masked_fill(pixel_mask(pos_mask.to(images.device), images.shape[-1]), 0.0)
 

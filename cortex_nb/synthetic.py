@@ -14,12 +14,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .core import *
-from .codebook import VQGM, check_vqgm, condition_ids, codebook_fingerprint, check_codebook
+from .codebook import VQGM, check_vqgm, condition_ids, codebook_fingerprint, check_codebook, to_8bit
 from .store import TokenStoreWriter, TokenStore
 
 # %% auto #0
 __all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 'sampling_kwargs', 'build_synthetic_store',
-           'store_images', 'SyntheticConfig', 'vqgm_fingerprint', 'get_synthetic_store']
+           'store_images', 'decode_8bit', 'SyntheticConfig', 'vqgm_fingerprint', 'get_synthetic_store']
 
 # %% ../nbs/06_synthetic_data.ipynb #4bbd2ffc
 SPLITS = ('train', 'val', 'test')
@@ -103,6 +103,18 @@ def store_images(vqgm: VQGM, store: TokenStore, split: str, idx) -> torch.Tensor
         raise ValueError(f"token store {store.root} was sampled with codebook {want}, the VQGM's is {codebook_fingerprint(vqgm.codebook)}")
     ids = torch.from_numpy(np.atleast_3d(store.ids(split, np.atleast_1d(idx))))
     return vqgm.decode(ids)
+
+@torch.no_grad()
+def decode_8bit(vqgm: VQGM, ids, batch_size: int = 256) -> torch.Tensor:
+    "Token grids (B, m, m) → 8-bit images (B, 3, H, W) on the CPU, decoded `batch_size` at a time: the float set never exists whole."
+    ids = torch.as_tensor(ids)
+    if len(ids) == 0: raise ValueError("no token grids to decode")
+    out = None
+    for s in range(0, len(ids), batch_size):
+        chunk = to_8bit(vqgm.decode(ids[s:s + batch_size]).float().clamp(0, 1)).cpu()
+        if out is None: out = torch.empty(len(ids), *chunk.shape[1:], dtype=torch.uint8)   # one buffer, filled in place
+        out[s:s + len(chunk)] = chunk
+    return out
 
 # %% ../nbs/06_synthetic_data.ipynb #712f5c1a
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from .tis import TokenImportance
 # %% auto #0
 __all__ = ['check_top_n', 'top_positions', 'image_token_sets', 'positions_mask', 'check_top_k', 'token_frequencies',
            'top_k_table', 'concept_token_sets', 'frequency_baseline', 'token_set_lists', 'token_set_mask',
-           'per_concept_index', 'explain_split', 'explainer_config', 'cached_explain_split', 'plot_top_tokens',
-           'plot_recurring_token']
+           'per_concept_index', 'explain_split', 'explainer_config', 'cached_explain_split', 'display_image',
+           'plot_top_tokens', 'plot_recurring_token']
 
 # %% ../nbs/12_token_sets.ipynb #4bfd7de9
 def check_top_n(n: int, n_positions: int) -> int:
@@ -162,6 +162,11 @@ def _box(ax, pos: int, grid_size: int, image_size: int, color='red', lw=2.0):
     cell = image_size / grid_size; r, c = divmod(int(pos), grid_size)
     ax.add_patch(Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, edgecolor=color, linewidth=lw))
 
+def display_image(image: torch.Tensor) -> np.ndarray:
+    "One image (3, S, S), float in [0, 1] or 8-bit, as an (S, S, 3) float array for `imshow`."
+    image = image.float() / 255 if image.dtype == torch.uint8 else image.float().clamp(0, 1)
+    return image.permute(1, 2, 0).cpu().numpy()
+
 def plot_top_tokens(images: torch.Tensor, tis: torch.Tensor, labels, concepts: Sequence[str], per_row: int = 4,
                     rows: Sequence[int] | None = None, title: str = 'Highest-TIS token (red box) per image'):
     "Rows of images per concept with the highest-TIS position boxed in red (Fig. 3 analog)."
@@ -175,7 +180,7 @@ def plot_top_tokens(images: torch.Tensor, tis: torch.Tensor, labels, concepts: S
             ax = axes[r, j]; ax.axis('off')
             if j >= len(idx): continue
             i = idx[j]
-            ax.imshow(images[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), interpolation='nearest')
+            ax.imshow(display_image(images[i]), interpolation='nearest')
             _box(ax, int(tis[i].flatten().argmax()), m, S)
         axes[r, 0].set_title(str(concepts[c]), fontsize=8, loc='left')
     fig.suptitle(title, fontsize=9); fig.tight_layout()
@@ -191,7 +196,7 @@ def plot_recurring_token(images: torch.Tensor, positions: torch.Tensor, token_id
         ax.axis('off')
         if j >= len(idx): continue
         i = idx[j]
-        ax.imshow(images[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy(), interpolation='nearest')
+        ax.imshow(display_image(images[i]), interpolation='nearest')
         for p in positions[i][token_ids[i] == token_id].tolist(): _box(ax, p, grid_size, images.shape[-1])
     fig.suptitle(title or f'token {token_id}: in T*_image of {int(has.sum())} of {len(has)} images', fontsize=9)
     fig.tight_layout()
