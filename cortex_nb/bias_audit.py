@@ -182,7 +182,7 @@ def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor,
 
 # %% ../nbs/18_bias_audit.ipynb #c10eaa09
 def implied_share(counts, own: float, other: float, favoured: bool = True) -> tuple[float, float]:
-    "(share, s.e.): the favoured attribute's share of the neutral images implied by one set's per-image `counts`, were they a mix of the two prompts' images."
+    "(share, s.e. over the neutral images): the favoured attribute's share of the neutral images implied by one set's per-image `counts`, were they a mix of the two prompts' images."
     counts = np.asarray(counts, dtype=float)
     spread = own - other            # how much more often the set occurs on its own prompt's images than on the other's
     if not (np.isfinite(spread) and abs(spread) > 1e-12) or counts.size == 0: return np.nan, np.nan
@@ -527,16 +527,23 @@ def mixture_calibration(result: BiasAuditResult, vqgm: VQGM, shares: Sequence[fl
             rows += _calibration_rows(result, ids, {name: (fav, oth)}, cb, 'prompt_mixture', s)
     return pd.DataFrame(rows)
 
-def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str = 'planted_share', calibration: str | None = None):
-    "δ against the planted share (or the share the binary IEM sees, `x='iem_share'`), one line per (pair, top-n), with CIs."
-    if x not in ('planted_share', 'iem_share'): raise ValueError(f"x must be 'planted_share' or 'iem_share', got {x!r}")
+def _calibration_panels(cal: pd.DataFrame, measure: str, calibration: str | None, top_n: int | None, ax):
+    "The rows to plot (one measure, one calibration, optionally one top-n), the pairs, and one axis per pair."
     if 'measure' in cal: cal = cal[cal.measure == measure]
     if calibration is not None: cal = cal[cal.calibration == calibration]
     elif 'calibration' in cal and cal.calibration.nunique() > 1:
         raise ValueError(f"the table holds calibrations {sorted(cal.calibration.unique())}: choose one with calibration=")
-    if cal.empty: raise ValueError(f"no calibration rows with measure {measure!r}" + (f" and calibration {calibration!r}" if calibration else ''))
+    if top_n is not None: cal = cal[cal.top_n == top_n]
+    if cal.empty: raise ValueError(f"no calibration rows with measure {measure!r}" + (f", top_n {top_n}" if top_n is not None else '')
+                                   + (f" and calibration {calibration!r}" if calibration else ''))
     pairs = list(dict.fromkeys(cal.attribute_pair))
     axs = ax if ax is not None else plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 3.4), squeeze=False, sharey=True)[1][0]
+    return cal, pairs, axs
+
+def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str = 'planted_share', calibration: str | None = None):
+    "δ against the planted share (or the share the binary IEM sees, `x='iem_share'`), one line per (pair, top-n), with CIs."
+    if x not in ('planted_share', 'iem_share'): raise ValueError(f"x must be 'planted_share' or 'iem_share', got {x!r}")
+    cal, pairs, axs = _calibration_panels(cal, measure, calibration, None, ax)
     for a, name in zip(np.atleast_1d(axs), pairs):
         for b, c in ((0.147, '0.93'), (0.33, '0.96')): a.axhspan(-b, b, color=c, zorder=0)
         for n, g in cal[cal.attribute_pair == name].groupby('top_n'):
@@ -553,14 +560,7 @@ def plot_implied_shares(cal: pd.DataFrame, calibration: str | None = None, top_n
     "The favoured share each attribute's set implies, and the binary IEM's reading, against the planted share: on the diagonal when they read the mix."
     missing = [c for c in ('implied_share_favoured', 'implied_share_other', 'iem_share') if c not in cal]
     if missing: raise ValueError(f"the calibration table has no {', '.join(missing)} column: it was written by an older cortex_nb")
-    if 'measure' in cal: cal = cal[cal.measure == 'count']   # both measures' rows carry the same readings
-    if calibration is not None: cal = cal[cal.calibration == calibration]
-    elif 'calibration' in cal and cal.calibration.nunique() > 1:
-        raise ValueError(f"the table holds calibrations {sorted(cal.calibration.unique())}: choose one with calibration=")
-    if top_n is not None: cal = cal[cal.top_n == top_n]
-    if cal.empty: raise ValueError(f"no calibration rows" + (f" with top_n {top_n}" if top_n is not None else '') + (f" for calibration {calibration!r}" if calibration else ''))
-    pairs = list(dict.fromkeys(cal.attribute_pair))
-    axs = ax if ax is not None else plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 3.4), squeeze=False, sharey=True)[1][0]
+    cal, pairs, axs = _calibration_panels(cal, 'count', calibration, top_n, ax)   # both measures' rows carry the same readings
     for a, name in zip(np.atleast_1d(axs), pairs):
         a.plot([0, 1], [0, 1], color='0.6', lw=0.8, ls='--', zorder=0)
         g_pair = cal[cal.attribute_pair == name].sort_values('planted_share')
@@ -611,6 +611,7 @@ def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = N
     key = {'vqgm': vqgm_fingerprint(vqgm), 'world': world.config, 'neutral': neutral, 'audit': res.config, 'calibration': ccfg,
            'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems,   # the picks and res.config make the token sets
            'token_sets': 'token_sets.concept_token_sets',                    # …by this rule (every pick counts)
+           'coverage_other': res.coverage_other,                             # …and the sets' counts on the other prompt's images
            'readings': 'implied_share'}   # rows carry each set's implied share (tables cached before lack the columns)
     cal = cached_frame(cache, 'bias_calibration', key, lambda: pd.concat(
         [bias_calibration(res, lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress), ccfg.shares,

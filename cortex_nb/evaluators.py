@@ -212,7 +212,9 @@ class Evaluator:
         # values are checked (and clipped) a batch at a time: no second pass over, nor copy of, a large image set
         images = check_images(images, self._size(), values=False)
         def checked(i):
-            try: return check_images(images[i:i + batch_size])
+            batch = images[i:i + batch_size]
+            if batch.dtype == torch.uint8: batch = batch.to(self.device)   # 8-bit crosses to the device: a quarter of the bytes
+            try: return check_images(batch)
             except ValueError as e: raise ValueError(f"{e} (in images {i}…{min(i + batch_size, len(images)) - 1})") from None
         was_training = self.model.training; self.model.eval()
         try:

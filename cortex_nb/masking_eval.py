@@ -38,9 +38,12 @@ def pixel_mask(pos_mask: torch.Tensor, image_size: int) -> torch.Tensor:
 
 def black_out(images: torch.Tensor, pos_mask: torch.Tensor) -> torch.Tensor:
     "Images (B, 3, S, S), float or 8-bit, with the pixel patches of the True token positions (B, m, m) set to black (same dtype)."
-    check_images(images, values=images.is_floating_point())   # 8-bit values are all valid: no float copy of a large set
+    images = check_images(images, values=False)   # values are checked where the images are scored (predict_proba), a batch at a time
     if len(pos_mask) != len(images): raise ValueError(f"{len(pos_mask)} masks for {len(images)} images")
-    return images.masked_fill(pixel_mask(pos_mask.to(images.device), images.shape[-1]), 0.0)
+    (B, C, S, _), m = images.shape, pos_mask.shape[-1]
+    if S % m: raise ValueError(f"image size {S} is not a multiple of the grid size {m}")
+    cells = pos_mask.to(images.device).reshape(B, 1, m, 1, m, 1)   # broadcast over channels and each cell's pixels: no full-size mask
+    return images.reshape(B, C, m, S // m, m, S // m).masked_fill(cells, 0).reshape(B, C, S, S)
 
 # %% ../nbs/13_masking_eval.ipynb #ad94c710
 def random_positions(batch: int, n: int, n_positions: int, generator: torch.Generator) -> torch.Tensor:

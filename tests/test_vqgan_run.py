@@ -53,7 +53,6 @@ def test_the_store_is_sampled_from_the_given_vqgan(vqgan_run):
     assert (store.classes, store.grids, store.grid_size, store.codebook_size) == (10, 10 * 40, 8, 64)
     samples = pd.read_csv(root/'out'/'vqgm_samples.csv')   # rows named by the VQGAN's own classes, not the evaluator's ImageNet names
     assert set(samples.concept) == {f'class_{i}' for i in range(10)} | {'all'}, set(samples.concept)
-    assert (samples[samples.concept == 'all'].n == 10 * 2).all()   # every test grid is scored (n_score_per_class=None)
 
 
 def test_iems_and_masking_tables_come_from_the_vqgan_store(vqgan_run):
