@@ -24,7 +24,7 @@ from .store import TokenStore
 from .synthetic import build_synthetic_store, vqgm_fingerprint
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
-from .token_sets import explain_split, image_token_sets, concept_token_sets, token_frequencies
+from .token_sets import explain_split, image_token_sets, concept_token_sets, token_frequencies, display_image
 from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
@@ -290,7 +290,7 @@ class BiasAuditResult:
             for c in range(n_images):
                 a = axs[r, c]; a.axis('off')
                 if c >= len(ids): continue
-                a.imshow(imgs[c].permute(1, 2, 0).clamp(0, 1).numpy())
+                a.imshow(display_image(imgs[c]))
                 for attr, colour in ((fav, 'red'), (oth, 'deepskyblue')):
                     hit = torch.isin(ids[c], self.token_sets[(pair, attr, top_n)])
                     for i, j in torch.nonzero(hit).tolist():

@@ -17,9 +17,9 @@ from .evaluators import check_images   # the evaluators' check: what they will b
 from .token_sets import top_positions, positions_mask, token_set_mask, check_top_n
 
 # %% auto #0
-__all__ = ['PAPER_MASK_COUNTS', 'PAPER_TOP_N', 'PAPER_MASKED_FRACTION', 'mask_counts', 'pixel_mask', 'black_out',
-           'random_positions', 'true_class_prob', 'image_level_masking', 'unmasked_probs', 'concept_level_masking',
-           'truncate_sets', 'k_sweep', 'choose_k', 'plot_image_level']
+__all__ = ['PAPER_MASK_COUNTS', 'PAPER_TOP_N', 'PAPER_MASKED_FRACTION', 'mask_counts', 'black_out', 'random_positions',
+           'true_class_prob', 'image_level_masking', 'unmasked_probs', 'concept_level_masking', 'truncate_sets',
+           'k_sweep', 'choose_k', 'plot_image_level']
 
 # %% ../nbs/13_masking_eval.ipynb #275bbf3b
 PAPER_MASK_COUNTS = tuple(range(5, 55, 5))   # n of Fig. 4 on the paper's 16×16 grid
@@ -29,12 +29,6 @@ PAPER_MASKED_FRACTION = 42.176 / 256         # CE's masked positions per image i
 def mask_counts(grid_size: int, paper_counts: Sequence[int] = PAPER_MASK_COUNTS) -> list[int]:
     "The paper's numbers of masked positions scaled to an m×m grid (same fractions of m²)."
     return [scale_positions(n, grid_size) for n in paper_counts]
-
-def pixel_mask(pos_mask: torch.Tensor, image_size: int) -> torch.Tensor:
-    "Boolean token-position mask (B, m, m) → pixel mask (B, 1, S, S): each token covers an S/m square."
-    m = pos_mask.shape[-1]
-    if image_size % m: raise ValueError(f"image size {image_size} is not a multiple of the grid size {m}")
-    return pos_mask[:, None].repeat_interleave(image_size // m, 2).repeat_interleave(image_size // m, 3)
 
 def black_out(images: torch.Tensor, pos_mask: torch.Tensor) -> torch.Tensor:
     "Images (B, 3, S, S), float or 8-bit, with the pixel patches of the True token positions (B, m, m) set to black (same dtype)."
