@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PRESET ?= tiny
 OUT ?= paper_figures/out/$(PRESET)
 
-.PHONY: install reproduce test export readme
+.PHONY: install reproduce test export readme train-world-vqgm replicates
 
 # torch 2.14.1 + torchvision (a CUDA build, the pair on the project machines' disk) fill about 6 GiB: say so before pip runs out
 $(VENV)/.installed: settings.ini setup.py constraints.txt
@@ -21,6 +21,15 @@ install: $(VENV)/.installed
 ## the main job: the tiny-preset reproduction into paper_figures/out/tiny/
 reproduce: install
 	$(BIN)/cortex-nb reproduce --preset $(PRESET) --out $(OUT)
+
+## the world VQGM trained from scratch into cortex_nb/releases/world-vqgm-$(PRESET) (what the package ships)
+train-world-vqgm: install
+	$(BIN)/cortex-nb train-world-vqgm --preset $(PRESET)
+
+## the reproduction once per seed on the shipped VQGM, compared in paper_figures/out/REPLICATES.md and .csv
+SEEDS ?= 0 1 2 3 4
+replicates: install
+	$(BIN)/cortex-nb replicates --preset $(PRESET) --seeds $(SEEDS)
 
 ## the tests: notebook test cells (nbdev_test), then pytest (export check, CLI, DDP, reproduction claims)
 test: install

@@ -35,6 +35,8 @@ setuptools.setup(
     url = cfg['git_url'],
     packages = setuptools.find_packages(include=['cortex_nb', 'cortex_nb.*']),
     include_package_data = True,
+    # the shipped world VQGM release(s): weights, configs, histories and manifest
+    package_data = {'cortex_nb': ['releases/*/*', 'releases/*/*/*', 'releases/*/*/*/*']},
     install_requires = requirements,
     extras_require = {'dev': dev_requirements},
     dependency_links = cfg.get('dep_links','').split(),

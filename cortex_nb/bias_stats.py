@@ -11,8 +11,8 @@ import numpy as np
 from scipy import stats
 
 # %% auto #0
-__all__ = ['ROMANO_THRESHOLDS', 'cliffs_delta', 'romano_magnitude', 'CliffsDeltaResult', 'cliffs_delta_ci', 'mannwhitney_p',
-           'cliffs_delta_test']
+__all__ = ['ROMANO_THRESHOLDS', 'cliffs_delta', 'romano_magnitude', 'paper_scale', 'standard_scale', 'CliffsDeltaResult',
+           'cliffs_delta_ci', 'mannwhitney_p', 'cliffs_delta_test']
 
 # %% ../nbs/17_bias_stats.ipynb #5eee6d1f
 def _as_sample(a, name: str) -> np.ndarray:
@@ -45,6 +45,15 @@ def romano_magnitude(delta: float) -> str:
     for bound, label in ROMANO_THRESHOLDS:
         if abs(delta) < bound: return label
     return 'large'
+
+# %% ../nbs/17_bias_stats.ipynb #23e1b42c
+def paper_scale(delta):
+    "A standard Cliff's δ (±1) on the paper's printed half scale of eq. 15 (±0.5): δ / 2."
+    return np.asarray(delta, dtype=float) / 2 if np.ndim(delta) else float(delta) / 2
+
+def standard_scale(printed):
+    "A Cliff's δ as eq. 15 prints it (half scale, ±0.5) on the standard scale (±1): 2 × printed."
+    return np.asarray(printed, dtype=float) * 2 if np.ndim(printed) else float(printed) * 2
 
 # %% ../nbs/17_bias_stats.ipynb #5b1e4255
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ import nbformat
 from tqdm.auto import tqdm
 
 import cortex_nb
-from .core import get_preset, PRESETS, atomic_path, write_json, default_cache_dir, machine_description
+from .core import (get_preset, run_preset, PRESETS, atomic_path, atomic_write, write_json, default_cache_dir,
+                            machine_description)
 from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS, DALLE_CLAIM_CHECKS
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'default_notebooks_dir',
-           'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'parameter_names',
-           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook', 'run_parameters', 'input_stamp',
-           'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks', 'reproduce', 'plan_paper_run',
-           'print_plan', 'parse_params', 'main']
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'CLAIMS_MARKER',
+           'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
+           'parameter_names', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
+           'run_parameters', 'input_stamp', 'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks',
+           'reproduce', 'plan_paper_run', 'print_plan', 'run_replicates', 'write_claims_table', 'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -171,6 +172,7 @@ def run_out_dir(preset: str, backbone: str, parameters: dict, seed: int | None =
     "The default output folder: `paper_figures/out/PRESET`, beside it what would overwrite the world run of the same preset."
     suffix = (('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '')   # a small preset on a VQGAN
               + ('-dalle' if backbone == 'world' and parameters.get('min_dalle_dir') else '')     # the world with DALL-E mini's audit
+              + ('-retrained' if backbone == 'world' and parameters.get('retrain_vqgm') else '')  # not the shipped VQGM
               + ('' if seed is None else f'-seed{seed}'))
     return f'paper_figures/out/{preset}{suffix}'
 
@@ -188,6 +190,8 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
     "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
     extra = run_parameters(extra_parameters)
     backbone = run_backbone(preset, extra)
+    if backbone == 'vqgan' and extra.get('retrain_vqgm'):
+        raise ValueError("--retrain-vqgm retrains the concept world's VQGM; a VQGAN run explains the checkpoint it is given")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     folder = notebooks or default_notebooks_dir()
@@ -309,6 +313,52 @@ def print_plan(plan) -> None:
     print(shown.to_string(index=False, float_format=lambda v: f'{v:,.2f}'))
     print(f"total: {plan.gpu_hours.sum():,.1f} GPU hours, {plan.storage_gb.sum():,.1f} GB written")
 
+# %% ../nbs/90_cli.ipynb #486b298f
+def run_replicates(preset: str = 'tiny', seeds: list[int] = (0, 1, 2, 3, 4), cache_dir: str | None = None,
+                   write: str | os.PathLike | None = None, progress: bool = True, **kwargs) -> Path:
+    "Reproduce `preset` once per seed on the same world VQGM, then write REPLICATES.md/.csv comparing the runs."
+    seeds = list(seeds)
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad or not seeds: raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds): raise ValueError(f"seeds repeat: {seeds}")
+    outs = {}
+    for seed in tqdm(seeds, desc='replicates', unit='seed', disable=not progress):
+        out = Path(run_out_dir(preset, 'world', {}, seed)).resolve()
+        reproduce(preset, out, cache_dir=cache_dir, seed=seed, progress=progress, **kwargs)
+        outs[f'seed {seed}'] = out
+    first = next(iter(outs.values()))
+    return write_replicates_report(outs, write or first.parent/'REPLICATES.md')
+
+def _replicates_command(args) -> int:
+    "`cortex-nb replicates`: run `--seeds`, or compare the finished runs given."
+    if args.seeds and args.outs: raise ValueError("give --seeds (to run them) or run folders (to compare), not both")
+    if args.seeds:
+        path = run_replicates(args.preset, args.seeds, args.cache_dir, args.write)
+        print(f"{len(args.seeds)} seeds run and compared: {path}")
+        return 0
+    if not args.outs: raise ValueError("give --seeds to run, or the output folders of finished runs to compare")
+    path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
+    print(f"{len(args.outs)} runs compared: {path}")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #916e8390
+CLAIMS_MARKER = '<!-- claims table: written by `cortex-nb claims-table` from docs/replicates.csv -->'
+
+def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike, machine: str, date: str) -> Path:
+    "Replace the claims-table cell of `notebook` (opening with `CLAIMS_MARKER`) by the table of replicate `record`."
+    import pandas as pd
+    from .report import claims_summary_table
+    table = pd.read_csv(record)
+    runs = int(table.n_runs.max())
+    nb = nbformat.read(str(notebook), as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith(CLAIMS_MARKER)]
+    if len(cells) != 1: raise ValueError(f"{notebook} must have one markdown cell opening with {CLAIMS_MARKER!r}")
+    cells[0].source = '\n'.join([CLAIMS_MARKER, '',
+                                 f"Pooled over {runs} seeds on the shipped world VQGM ({machine}, {date}); every claim, "
+                                 f"seed by seed: `{Path(record).as_posix()}`.", '', claims_summary_table(table)])
+    with atomic_write(notebook) as f: nbformat.write(nb, f)
+    return Path(notebook)
+
 # %% ../nbs/90_cli.ipynb #3ff245b1
 def parse_params(items: list[str]) -> dict:
     "`-p NAME=VALUE` options → {name: value}, each value a Python literal if it reads as one, else the text."
@@ -342,20 +392,49 @@ def _parser() -> argparse.ArgumentParser:
                    help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python literal, else as text")
     r.add_argument('--dry-run', action='store_true', help="check inputs and print the plan without running anything")
     r.add_argument('--tflops', type=float, default=100.0, help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate")
-    rep = sub.add_parser('replicates', help="the claims of several reproduction runs (e.g. --seed replicates) side by side")
-    rep.add_argument('outs', nargs='+', help='output folders of reproduction runs')
+    r.add_argument('--retrain-vqgm', action='store_true',
+                   help="train the world VQGM here instead of loading the shipped release (default out: PRESET-retrained)")
+    rep = sub.add_parser('replicates', help="run the reproduction once per seed on the same world VQGM (--seeds), or "
+                                            "compare finished runs, and write REPLICATES.md and .csv")
+    rep.add_argument('outs', nargs='*', help='output folders of finished reproduction runs to compare')
+    rep.add_argument('--seeds', nargs='+', type=int, default=None,
+                     help="run these seeds (each into paper_figures/out/PRESET-seedN) and compare them")
+    rep.add_argument('--preset', default='tiny', help=f"with --seeds: one of {sorted(PRESETS)}")
+    rep.add_argument('--cache-dir', default=None, help="with --seeds: the artifact cache, as for reproduce")
     rep.add_argument('--write', default=None, help='markdown file to write (default REPLICATES.md beside the first run)')
+    c = sub.add_parser('claims-table', help="write the README's claims table from a replicate record (REPLICATES.csv)")
+    c.add_argument('record', help='a REPLICATES.csv written by `cortex-nb replicates`')
+    c.add_argument('--into', default='nbs/index.ipynb', help="the README's source notebook (default nbs/index.ipynb)")
+    c.add_argument('--machine', default=None, help="the machine the record was made on (default: this one)")
+    c.add_argument('--date', default=None, help="the date of the record (default: the CSV's modification date)")
+    w = sub.add_parser('train-world-vqgm', help="train the world VQGM from scratch and write its release folder")
+    w.add_argument('--preset', default='tiny', help=f"one of {sorted(PRESETS)}")
+    w.add_argument('--out', default=None, help="release folder (default: the package's cortex_nb/releases/world-vqgm-PRESET)")
+    w.add_argument('--cache-dir', default=None, help="artifact cache the training reuses (default $CORTEX_NB_CACHE)")
     return p
+
+def _world_vqgm_plan(preset: str, parameters: dict) -> str:
+    "Which world VQGM a world run will explain, for the dry run (verifies the release's manifest)."
+    from cortex_nb.world_release import world_vqgm_source
+    source = world_vqgm_source(run_preset(preset, retrain_vqgm=bool(parameters.get('retrain_vqgm'))))
+    if source['world_vqgm'] == 'release': return f"the shipped world VQGM (release {source['release_id']}, verified)"
+    return "a world VQGM trained here from scratch (the longest step of a cold run)"
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `cortex-nb` console script."
     args = _parser().parse_args(argv)
     try:
-        if args.command == 'replicates':
-            path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
-            print(f"{len(args.outs)} runs compared: {path}"); return 0
+        if args.command == 'replicates': return _replicates_command(args)
+        if args.command == 'claims-table':
+            import datetime
+            date = args.date or datetime.date.fromtimestamp(Path(args.record).stat().st_mtime).isoformat()
+            path = write_claims_table(args.record, args.into, args.machine or machine_description(), date)
+            print(f"claims table written into {path}; `make readme` renders the README"); return 0
+        if args.command == 'train-world-vqgm':
+            from cortex_nb.world_release import train_world_vqgm
+            print(f"world VQGM release written: {train_world_vqgm(args.preset, args.cache_dir, args.out)}"); return 0
         flags = {'vqgan_config': args.vqgan_config, 'vqgan_ckpt': args.vqgan_ckpt, 'evaluator_names': args.evaluators,
-                 'min_dalle_dir': args.min_dalle}   # notebook parameters with flags of their own
+                 'min_dalle_dir': args.min_dalle, 'retrain_vqgm': args.retrain_vqgm}   # parameters with flags of their own
         params = parse_params(args.param)
         flagged = sorted(set(params) & set(flags))
         if flagged: raise ValueError(f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)")
@@ -364,8 +443,10 @@ def main(argv: list[str] | None = None) -> int:
             get_preset(args.preset)
             if run_backbone(args.preset, extra) == 'world':
                 check_run_inputs(run_parameters(extra))   # the min-dalle folder, when DALL-E mini's audit is asked for
-                print(f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` runs it here"
-                      + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else '')); return 0
+                print(f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` "
+                      f"runs it here on {_world_vqgm_plan(args.preset, extra)}"
+                      + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else ''))
+                return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
             check_run_inputs(run_parameters(extra))   # evaluator weights, the min-dalle folder
             if args.min_dalle: print(f"bias audit: DALL-E mini from {args.min_dalle}")

@@ -13,17 +13,23 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'Preset', 'get_preset', 'scale_positions', 'seed_everything',
-           'get_device', 'model_device', 'set_torch_threads', 'bf16_kernels', 'native_bf16', 'autocast', 'cpu_model',
-           'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table',
-           'config_hash', 'default_cache_dir', 'ArtifactCache', 'cached_frame']
+__all__ = ['WORLD_VQGM_SOURCES', 'PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'MANIFEST', 'RELEASE_FIELDS', 'Preset',
+           'get_preset', 'run_preset', 'scale_positions', 'seed_everything', 'get_device', 'model_device',
+           'set_torch_threads', 'bf16_kernels', 'native_bf16', 'autocast', 'cpu_model', 'machine_description',
+           'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table', 'config_hash', 'default_cache_dir',
+           'ArtifactCache', 'cached_frame', 'file_sha256', 'write_manifest', 'verify_manifest', 'release_id',
+           'releases_dir', 'world_release_name', 'world_release']
 
 # %% ../nbs/00_core.ipynb #797a41d3
+WORLD_VQGM_SOURCES = ('release', 'retrain')
+
 @dataclass(frozen=True)
 class Preset:
     "The numbers shared by every step of the CORTEX pipeline."
     name: str
-    seed: int = 0
+    seed: int = 0                 # every draw downstream of the VQGM: synthetic store, IEMs, TIS, editing, audit
+    world_seed: int = 0           # the concept world and the world VQGM trained on it (the shipped release's)
+    world_vqgm: str = 'release'   # 'release': the shipped pretrained world VQGM; 'retrain': train it here
     image_size: int = 32          # pixels per side of a generated image
     grid_size: int = 8            # m: tokens per side of the token grid
     codebook_size: int = 512      # K: codebook entries
@@ -34,6 +40,14 @@ class Preset:
     batch_size: int = 64
     smoothgrad_samples: int = 20  # N in eq. 3
     smoothgrad_alpha: float = 0.2 # sigma = alpha * (max E - min E)
+
+    def __post_init__(self):
+        if self.world_vqgm not in WORLD_VQGM_SOURCES:
+            raise ValueError(f"world_vqgm must be one of {WORLD_VQGM_SOURCES}, got {self.world_vqgm!r}")
+        for name in ('seed', 'world_seed'):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
 
     @property
     def n_positions(self) -> int:
@@ -60,6 +74,12 @@ def get_preset(name: str | Preset, **changes) -> Preset:
     if isinstance(name, Preset): return name.replace(**changes) if changes else name
     if name not in PRESETS: raise ValueError(f"Unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     return PRESETS[name].replace(**changes) if changes else PRESETS[name]
+
+# %% ../nbs/00_core.ipynb #e27879a0
+def run_preset(preset: str | Preset, seed: int | None = None, retrain_vqgm: bool = False, **changes) -> Preset:
+    "The preset a reproduction notebook runs: `seed` for every draw downstream of the world VQGM, retrained if asked."
+    if seed is not None: changes['seed'] = seed
+    return get_preset(preset, world_vqgm='retrain' if retrain_vqgm else 'release', **changes)
 
 # %% ../nbs/00_core.ipynb #69e474e4
 def scale_positions(n_paper: int, grid_size: int, paper_grid: int = 16) -> int:
@@ -265,3 +285,78 @@ def cached_frame(cache: ArtifactCache, kind: str, key, build: Callable[[], Any],
         if not isinstance(df, pd.DataFrame): raise TypeError(f"cached_frame build for {kind!r} returned a {type(df).__name__}, not a DataFrame")
         save_table(df, folder/'table.csv')
     return pd.read_csv(cache.get_or_build(kind, key, make, verbose=verbose)/'table.csv')
+
+# %% ../nbs/00_core.ipynb #ab12d120
+MANIFEST = 'manifest.json'
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    "The sha256 hex digest of the file at `path`, read a chunk at a time."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''): h.update(block)
+    return h.hexdigest()
+
+def write_manifest(folder: str | os.PathLike, **meta) -> Path:
+    "Record the sha256 and size of every file under `folder` (but the manifest) in `folder/manifest.json`."
+    folder = Path(folder)
+    files = {p.relative_to(folder).as_posix(): {'sha256': file_sha256(p), 'bytes': p.stat().st_size}
+             for p in sorted(folder.rglob('*')) if p.is_file() and p.name != MANIFEST}
+    return write_json(folder/MANIFEST, {'files': files, **meta})
+
+# %% ../nbs/00_core.ipynb #4ed95ca0
+_VERIFIED: dict = {}   # folder → (stamp of its files, manifest): a release is hashed once per process
+
+def _files_stamp(folder: Path) -> tuple:
+    return tuple((p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob('*')) if p.is_file())
+
+def verify_manifest(folder: str | os.PathLike) -> dict:
+    "The manifest of release `folder`, after checking each file it lists against its sha256; raise naming the file."
+    folder = Path(folder).resolve()
+    path = folder/MANIFEST
+    if not path.is_file(): raise FileNotFoundError(f"{folder} is not a release: it has no {MANIFEST}")
+    stamp = _files_stamp(folder)
+    if folder in _VERIFIED and _VERIFIED[folder][0] == stamp: return _VERIFIED[folder][1]
+    try: manifest = json.loads(path.read_text())
+    except ValueError as e: raise ValueError(f"{path} is corrupt (not JSON: {e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get('files'), dict):
+        raise ValueError(f"{path} is corrupt: it lists no files")
+    for rel, entry in manifest['files'].items():
+        f = folder/rel
+        if not f.is_file(): raise FileNotFoundError(f"release {folder}: {rel} is missing (listed in {MANIFEST})")
+        if f.stat().st_size != entry['bytes'] or file_sha256(f) != entry['sha256']:
+            raise ValueError(f"release file {f} is corrupt or was changed: its sha256 differs from {MANIFEST}'s "
+                             f"({entry['bytes']:,} bytes recorded, {f.stat().st_size:,} found)")
+    _VERIFIED[folder] = (stamp, manifest)
+    return manifest
+
+def release_id(folder: str | os.PathLike, length: int = 12) -> str:
+    "A short id of release `folder`: the sha256 of its manifest, which names every file's sha256."
+    return file_sha256(Path(folder)/MANIFEST)[:length]
+
+# %% ../nbs/00_core.ipynb #d37bad92
+RELEASE_FIELDS = ('name', 'world_seed', 'image_size', 'grid_size', 'codebook_size', 'embed_dim')
+
+def releases_dir() -> Path:
+    "Where releases are looked up: `$CORTEX_NB_RELEASES`, else the package's own `cortex_nb/releases/`."
+    if os.environ.get('CORTEX_NB_RELEASES'): return Path(os.environ['CORTEX_NB_RELEASES'])
+    import cortex_nb
+    return Path(cortex_nb.__file__).resolve().parent/'releases'
+
+def world_release_name(preset: str | Preset) -> str:
+    "The folder name of `preset`'s world VQGM release, e.g. 'world-vqgm-tiny'."
+    return f'world-vqgm-{get_preset(preset).name}'
+
+def world_release(preset: str | Preset, folder: str | os.PathLike | None = None) -> Path | None:
+    "The verified release folder of `preset`'s world VQGM, or None: retrain asked, or no release made for these numbers."
+    p = get_preset(preset)
+    if p.world_vqgm == 'retrain': return None
+    folder = Path(folder) if folder is not None else releases_dir()/world_release_name(p)
+    if not folder.is_dir(): return None
+    made_for = verify_manifest(folder).get('preset', {})
+    differ = {k: (getattr(p, k), v) for k, v in made_for.items() if getattr(p, k, None) != v}
+    if differ:
+        import warnings
+        warnings.warn(f"the shipped world VQGM {folder.name} was trained for other numbers "
+                      f"({', '.join(f'{k} {a} ≠ {b}' for k, (a, b) in differ.items())}): it is trained here instead")
+        return None
+    return folder

@@ -22,14 +22,14 @@ from timm.layers import HybridEmbed
 from tqdm.auto import tqdm
 
 from .core import (ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_device, get_preset, model_device, native_bf16,
-                            seed_everything, write_json)
+                            seed_everything, world_release, write_json)
 from .world import ConceptWorld, WorldConfig
 
 # %% auto #0
 __all__ = ['WORLD_ARCHS', 'TORCHVISION_ARCHS', 'PAPER_EVALUATORS', 'RANGE_TOL', 'TRAIN_SEED_BASE', 'EvaluatorConfig', 'conv_stem',
            'build_evaluator_model', 'check_images', 'Evaluator', 'token_patch_mask', 'augment', 'train_evaluator',
            'score_images', 'evaluator_report', 'torchvision_checkpoint_path', 'load_torchvision_evaluator',
-           'get_evaluators']
+           'get_evaluators', 'world_evaluator_key']
 
 # %% ../nbs/07_evaluators.ipynb #30df7974
 WORLD_ARCHS = ('cnn', 'vit')
@@ -415,16 +415,25 @@ def load_torchvision_evaluator(arch: str, weights: str = 'IMAGENET1K_V1', device
 def get_evaluators(preset: str | Preset = 'tiny', cache: ArtifactCache | str | os.PathLike | None = None,
                    world: ConceptWorld | None = None, archs: Sequence[str] | None = None, device=None,
                    progress: bool = True, **changes) -> dict[str, Evaluator]:
-    "The evaluators of `preset` by name: {'cnn', 'vit'} trained on the world and cached, or the paper's four torchvision models."
+    "The evaluators of `preset` by name: the world's {'cnn', 'vit'} (the shipped release's, else trained and cached), or the paper's four torchvision models."
     p, device = get_preset(preset), get_device(device)    # evaluators score where the IEMs train: the GPU when present
     if p.name == 'paper':
         return {a: load_torchvision_evaluator(a, device=device) for a in (archs or PAPER_EVALUATORS)}
+    release = world_release(p) if world is None and not changes else None
+    if release is not None:
+        return {arch: Evaluator.load(release/'evaluators'/arch, device=device) for arch in (archs or WORLD_ARCHS)}
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     world = world if world is not None else ConceptWorld(WorldConfig.for_preset(p))
     out = {}
     for arch in (archs or WORLD_ARCHS):
-        cfg = EvaluatorConfig.for_preset(p, arch, image_size=world.config.image_size, n_classes=world.n_classes, **changes)
-        key = {'evaluator': cfg, 'world': world.config, 'seed': p.seed}
-        build = lambda folder, cfg=cfg: train_evaluator(cfg, world, seed=p.seed, device=device, progress=progress).save(folder)
+        key = world_evaluator_key(p, arch, world, **changes)
+        build = lambda folder, cfg=key['evaluator']: train_evaluator(cfg, world, seed=p.world_seed, device=device,
+                                                                     progress=progress).save(folder)
         out[arch] = Evaluator.load(cache.get_or_build('evaluator', key, build, verbose=progress), device=device)
     return out
+
+def world_evaluator_key(preset: Preset, arch: str, world: ConceptWorld, **changes) -> dict:
+    "The artifact-cache key of the world evaluator `arch` of `preset`: its config, the world's and the world seed."
+    cfg = EvaluatorConfig.for_preset(preset, arch, image_size=world.config.image_size, n_classes=world.n_classes,
+                                     **changes)
+    return {'evaluator': cfg, 'world': world.config, 'seed': preset.world_seed}

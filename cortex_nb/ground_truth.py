@@ -20,7 +20,8 @@ from .token_sets import top_positions, check_top_n
 # %% auto #0
 __all__ = ['INSIDE_RULES', 'GT_METHODS', 'CONTROL_METHODS', 'cell_coverage', 'inside_cells', 'localization_scores',
            'center_prior_map', 'saliency_map', 'integrated_gradients_map', 'occlusion_map', 'most_frequent_token',
-           'attribution_maps', 'world_grids', 'ground_truth_table', 'plot_localization', 'top1_lattice_share']
+           'attribution_maps', 'world_grids', 'ground_truth_table', 'ground_truth_per_image', 'plot_localization',
+           'top1_lattice_share']
 
 # %% ../nbs/14_ground_truth.ipynb #394982c6
 INSIDE_RULES = ('majority', 'any')
@@ -150,6 +151,21 @@ def ground_truth_table(maps: Mapping[str, torch.Tensor], masks: Mapping[str, tor
             rows.append(dict(method=meth, mask=mname, **r, pointing_any=a['pointing'], random_expectation_any=a['random_expectation'],
                              ratio_any=a['ratio']))
     return pd.DataFrame(rows)
+
+def ground_truth_per_image(maps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+    "Per method, mask and image: whether the top-1 cell is inside the mask (`hit`, majority rule) and the mask's share of cells."
+    rows = []
+    for mname, mask in masks.items():
+        m = next(iter(maps.values())).shape[-1]
+        inside = inside_cells(cell_coverage(mask, m), 'majority')
+        for meth, s in maps.items():
+            if s.shape != inside.shape:
+                raise ValueError(f"scores {tuple(s.shape)} and masks {tuple(inside.shape)} differ in shape")
+            top1 = top_positions(s.float(), 1)[:, 0]
+            hit = inside.flatten(1).gather(1, top1[:, None].to(inside.device))[:, 0]
+            rows.append(pd.DataFrame(dict(method=meth, mask=mname, image=np.arange(len(s)), hit=hit.cpu().numpy().astype(int),
+                                          inside_share=inside.flatten(1).double().mean(1).cpu().numpy())))
+    return pd.concat(rows, ignore_index=True)
 
 def plot_localization(df: pd.DataFrame, title: str = 'Pointing at ground truth (ratio to a random position)'):
     "Grouped bars: pointing ratio per method, one group per (iem, mask); 1 = chance."

@@ -18,8 +18,8 @@ from .token_sets import top_positions, positions_mask, token_set_mask, check_top
 
 # %% auto #0
 __all__ = ['PAPER_MASK_COUNTS', 'PAPER_TOP_N', 'PAPER_MASKED_FRACTION', 'mask_counts', 'black_out', 'random_positions',
-           'true_class_prob', 'image_level_masking', 'unmasked_probs', 'concept_level_masking', 'truncate_sets',
-           'k_sweep', 'choose_k', 'plot_image_level']
+           'true_class_prob', 'image_level_masking', 'summarize_image_level', 'unmasked_probs', 'concept_level_masking',
+           'truncate_sets', 'k_sweep', 'choose_k', 'plot_image_level']
 
 # %% ../nbs/13_masking_eval.ipynb #275bbf3b
 PAPER_MASK_COUNTS = tuple(range(5, 55, 5))   # n of Fig. 4 on the paper's 16×16 grid
@@ -56,11 +56,12 @@ def true_class_prob(evaluator, images: torch.Tensor, labels: torch.Tensor) -> to
 
 def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluators: Mapping[str, object],
                         counts: Sequence[int] | None = None, random_seeds: Sequence[int] = (0, 1, 2),
-                        random_cache: dict | None = None) -> pd.DataFrame:
-    "Mean true-concept probability after blacking out the top-n TIS vs n random positions → DataFrame (Fig. 4)."
+                        random_cache: dict | None = None, per_image: bool = False) -> pd.DataFrame:
+    "Mean true-concept probability after blacking out the top-n TIS vs n random positions → DataFrame (Fig. 4); `per_image`: a row per image."
     labels = torch.as_tensor(labels).long()
     if not (len(tis) == len(images) == len(labels)): raise ValueError(f"{len(tis)} TIS maps, {len(images)} images, {len(labels)} labels")
-    m = tis.shape[-1]; counts = list(counts) if counts is not None else mask_counts(m)
+    m = tis.shape[-1]
+    counts = list(counts) if counts is not None else mask_counts(m)
     order = top_positions(tis, m * m)                    # full ranking once
     data_key = config_hash(images, labels) if random_cache is not None else None   # a shared cache must not hand one subset's draws to another
     rows = []
@@ -68,24 +69,42 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
         p0 = true_class_prob(ev, images, labels)
         for n in counts:
             p = true_class_prob(ev, black_out(images, positions_mask(order[:, :check_top_n(n, m * m)], m)), labels)
-            rows.append(dict(evaluator=ename, selection='tis', n_masked=n, prob=p.mean().item(),
-                             prob_sem=(p.std() / len(p) ** 0.5).item(), prob_unmasked=p0.mean().item(), n_images=len(p)))
-            if not random_seeds: continue                # no random curve: the caller has one
-            def rand_prob(s):
-                return true_class_prob(ev, black_out(images, positions_mask(
-                    random_positions(len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)), m)), labels)
-            pr = []
-            for s in random_seeds:
-                key = (ename, data_key, m, n, s)
-                if random_cache is None: pr.append(rand_prob(s)); continue
-                if key not in random_cache: random_cache[key] = rand_prob(s)
-                pr.append(random_cache[key])
-            pr = torch.stack(pr)
-            per_img = pr.mean(0)
-            rows.append(dict(evaluator=ename, selection='random', n_masked=n, prob=per_img.mean().item(),
-                             prob_sem=(per_img.std() / len(per_img) ** 0.5).item(), prob_unmasked=p0.mean().item(), n_images=len(p),
-                             gap_sem=((per_img - p).std() / len(p) ** 0.5).item()))   # paired over images: s.e. of random − top-n
-    return pd.DataFrame(rows)
+            row = dict(evaluator=ename, n_masked=n, image=np.arange(len(p)), label=labels.cpu().numpy(),
+                       prob_tis=p.double().numpy(), prob_unmasked=p0.double().numpy())
+            if random_seeds:                             # else no random curve: the caller has one
+                def rand_prob(s):
+                    return true_class_prob(ev, black_out(images, positions_mask(
+                        random_positions(len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)), m)), labels)
+                pr = []
+                for s in random_seeds:
+                    key = (ename, data_key, m, n, s)
+                    if random_cache is None:
+                        pr.append(rand_prob(s))
+                        continue
+                    if key not in random_cache: random_cache[key] = rand_prob(s)
+                    pr.append(random_cache[key])
+                # each image's mean over the random draws
+                row['prob_random'] = torch.stack(pr).mean(0).double().numpy()
+            rows.append(pd.DataFrame(row))
+    images_table = pd.concat(rows, ignore_index=True)
+    return images_table if per_image else summarize_image_level(images_table)
+
+def _sem(values) -> float: return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float('nan')
+
+def summarize_image_level(per_image: pd.DataFrame) -> pd.DataFrame:
+    "The Fig. 4 rows (per [iem,] evaluator, selection and n: mean probability, s.e., paired s.e. of the gap) from per-image rows."
+    keys = [k for k in ('iem', 'evaluator') if k in per_image] + ['n_masked']
+    has_random = 'prob_random' in per_image and per_image['prob_random'].notna().any()
+    rows = []
+    for key, g in per_image.groupby(keys, sort=False):
+        ids = dict(zip(keys, key))
+        base = dict(prob_unmasked=g.prob_unmasked.mean(), n_images=len(g))
+        rows.append(dict(ids, selection='tis', prob=g.prob_tis.mean(), prob_sem=_sem(g.prob_tis), **base))
+        if has_random:
+            rows.append(dict(ids, selection='random', prob=g.prob_random.mean(), prob_sem=_sem(g.prob_random), **base,
+                             gap_sem=_sem(g.prob_random - g.prob_tis)))   # paired over images: s.e. of random − top-n
+    columns = keys[:-1] + ['selection', 'n_masked', 'prob', 'prob_sem', 'prob_unmasked', 'n_images'] + (['gap_sem'] if has_random else [])
+    return pd.DataFrame(rows)[columns]
 
 # %% ../nbs/13_masking_eval.ipynb #12b23350
 def unmasked_probs(images: torch.Tensor, evaluators: Mapping[str, object]) -> dict[str, torch.Tensor]:
@@ -93,8 +112,9 @@ def unmasked_probs(images: torch.Tensor, evaluators: Mapping[str, object]) -> di
     return {name: ev.predict_proba(images) for name, ev in evaluators.items()}
 
 def concept_level_masking(images: torch.Tensor, ids: torch.Tensor, labels, token_sets: Sequence[torch.Tensor],
-                          evaluators: Mapping[str, object], method: str, unmasked: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
-    "Accuracy / true-concept probability before and after masking each image's concept token set → DataFrame (Table 2)."
+                          evaluators: Mapping[str, object], method: str, unmasked: Mapping[str, torch.Tensor] | None = None,
+                          per_image: bool = False) -> pd.DataFrame:
+    "Accuracy / true-concept probability before and after masking each image's concept token set → DataFrame (Table 2); `per_image`: a row per image."
     labels = torch.as_tensor(labels).long().cpu()      # evaluators return probabilities on the CPU
     mask = token_set_mask(ids, labels, token_sets)
     masked = black_out(images, mask)
@@ -104,12 +124,19 @@ def concept_level_masking(images: torch.Tensor, ids: torch.Tensor, labels, token
     rows = []
     for ename, ev in evaluators.items():
         p0, p1 = unmasked[ename], ev.predict_proba(masked)
+        if per_image:   # the paired values the report's intervals are bootstrapped from
+            rows.append(pd.DataFrame(dict(method=method, evaluator=ename, image=np.arange(len(labels)), label=labels.numpy(),
+                                          masked=mask.flatten(1).sum(1).numpy(), correct=(p0.argmax(1) == labels).numpy(),
+                                          correct_masked=(p1.argmax(1) == labels).numpy(),
+                                          prob=p0.gather(1, labels[:, None])[:, 0].double().numpy(),
+                                          prob_masked=p1.gather(1, labels[:, None])[:, 0].double().numpy())))
+            continue
         acc0 = (p0.argmax(1) == labels).float().mean().item(); acc1 = (p1.argmax(1) == labels).float().mean().item()
         pr0 = p0.gather(1, labels[:, None])[:, 0].mean().item(); pr1 = p1.gather(1, labels[:, None])[:, 0].mean().item()
         rows.append(dict(method=method, evaluator=ename, acc=acc0, prob=pr0, delta_acc=acc1 - acc0, delta_prob=pr1 - pr0,
                          masked_per_image=mask.flatten(1).sum(1).float().mean().item(),
                          masked_fraction=mask.float().mean().item(), acc_masked=acc1, prob_masked=pr1, n_images=len(labels)))
-    return pd.DataFrame(rows)
+    return pd.concat(rows, ignore_index=True) if per_image else pd.DataFrame(rows)
 
 # %% ../nbs/13_masking_eval.ipynb #a3fd03d0
 def truncate_sets(table: pd.DataFrame, k: int, concepts: Sequence) -> list[torch.Tensor]:

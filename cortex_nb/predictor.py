@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .core import *
 from .codebook import VQGM, condition_ids, check_token_ids
-from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, world_for_preset, render_images)
+from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, load_tokenizer, world_for_preset,
+                                 render_images)
 
 # %% auto #0
 __all__ = ['EMBED_INITS', 'GPTConfig', 'attention', 'CausalSelfAttention', 'Block', 'GPT', 'KVCache', 'ConditionVocab',
@@ -240,7 +241,7 @@ class PredictorConfig:
     def for_preset(cls, preset: str | Preset, **changes) -> "PredictorConfig":
         "The predictor config of `preset`, with optional `changes`."
         p = get_preset(preset)
-        base = dict(seed=p.seed)
+        base = dict(seed=p.world_seed)
         if p.name == 'paper':
             base.update(n_layer=48, n_head=24, n_embd=1536, images_per_condition=1300, steps=500_000, batch_size=64, lr=6e-4)
         else: base.update(precision='bf16' if native_bf16() else 'fp32')   # 0.090 vs 0.135 s/step on two AMX cores
@@ -440,8 +441,11 @@ def tokenize_world(world, tokenizer, condition_ids, seed: int, chunk: int = 1024
 def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                      pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None,
                      sampling: SamplingConfig | None = None, progress: bool = True, device=None) -> WorldVQGM:
-    "The preset's world VQGM: tokenizer + conditional GPT, trained once and then loaded from the cache."
+    "The preset's world VQGM, tokenizer + conditional GPT: the shipped release, else trained once and cached."
     preset = get_preset(preset)
+    release = world_release(preset) if pcfg is None and tcfg is None else None
+    if release is not None:
+        return _world_vqgm(load_tokenizer(release/'tokenizer', device), release/'predictor', preset, sampling, device)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     tcfg = tcfg or TokenizerConfig.for_preset(preset)
     pcfg = pcfg or PredictorConfig.for_preset(preset)
@@ -461,14 +465,21 @@ def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
         write_json(folder/'conditions.json', {'conditions': list(world.conditions), 'concepts': list(world.concepts),
                                               'vocab': dataclasses.asdict(pcfg.condition_vocab(tcfg.codebook_size, n_cond))})
     folder = cache.get_or_build('predictor', _predictor_key(pcfg, tcfg, world), build, verbose=progress)
+    return _world_vqgm(tok, folder, preset, sampling, device)
+
+def _world_vqgm(tok: VQTokenizer, folder: Path, preset: Preset, sampling, device) -> WorldVQGM:
+    "The `WorldVQGM` of tokenizer `tok` and the predictor saved in `folder`."
     conds = json.loads((folder/'conditions.json').read_text())
-    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'], sampling or SamplingConfig.for_preset(preset),
+    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'],
+                     sampling or SamplingConfig.for_preset(preset),
                      concepts=conds['concepts'], vocab=ConditionVocab(**conds['vocab']))
 
 def predictor_history(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                       pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None) -> dict:
-    "Training history of the cached predictor of `preset` (built first if missing)."
+    "Training history of `preset`'s predictor: the release's, else the cached one (built first if missing)."
     preset = get_preset(preset)
+    release = world_release(preset) if pcfg is None and tcfg is None else None
+    if release is not None: return json.loads((release/'predictor'/'history.json').read_text())
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     tcfg = tcfg or TokenizerConfig.for_preset(preset); pcfg = pcfg or PredictorConfig.for_preset(preset)
     key = _predictor_key(pcfg, tcfg, world_for_preset(preset))

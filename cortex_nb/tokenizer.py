@@ -24,8 +24,8 @@ from .codebook import check_images, check_token_ids, check_embedding, embed_toke
 
 # %% auto #0
 __all__ = ['TokenizerConfig', 'VQTokenizer', 'code_usage_stats', 'restart_dead_codes', 'render_images', 'heldout_images',
-           'train_tokenizer', 'evaluate_tokenizer', 'save_tokenizer', 'load_tokenizer', 'world_for_preset',
-           'get_tokenizer', 'tokenizer_artifacts']
+           'train_tokenizer', 'evaluate_tokenizer', 'tokenizer_intervals', 'save_tokenizer', 'load_tokenizer',
+           'world_for_preset', 'get_tokenizer', 'tokenizer_artifacts']
 
 # %% ../nbs/04_tokenizer.ipynb #d3b87aef
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class TokenizerConfig:
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "TokenizerConfig":
-        "The tokenizer config of `preset` (grid, K, d and seed from the preset), with optional `changes`."
+        "The tokenizer config of `preset` (grid, K, d and world seed from the preset), with optional `changes`."
         p = get_preset(preset)
         levels = int(math.log2(p.image_size // p.grid_size)) + 1
         if p.name == 'paper':
@@ -77,7 +77,7 @@ class TokenizerConfig:
             # ch_mult 1,2,2 × 800 23.0 dB / 85 %; × 1600 24.8 dB / 93 % (770 CPU-s on one thread)
             base = dict(ch_mult=(1,) + (2,) * (levels - 1), steps=1600, precision='bf16' if native_bf16() else 'fp32')
         base.update(image_size=p.image_size, grid_size=p.grid_size, codebook_size=p.codebook_size,
-                    embed_dim=p.embed_dim, seed=p.seed)
+                    embed_dim=p.embed_dim, seed=p.world_seed)
         base.update(changes)
         return cls(**base)
 
@@ -106,14 +106,19 @@ class VQTokenizer(nn.Module):
     @property
     def image_size(self) -> int: return self.cfg.image_size
 
+    @property
+    def _precision(self) -> str:
+        "bf16 only for a training step: encoding and decoding compute in fp32, the same ids on every CPU."
+        return self.cfg.precision if self.training and torch.is_grad_enabled() else 'fp32'
+
     def encode_continuous(self, images: torch.Tensor) -> torch.Tensor:
         "Pre-quantization encoder output z (B, d, m, m), fp32, of images in [0,1]."
-        with autocast(self.cfg.precision, images.device):
+        with autocast(self._precision, images.device):
             return self.quant_conv(self.encoder(images * 2 - 1)).float()
 
     def decode_continuous(self, zq: torch.Tensor) -> torch.Tensor:
         "Decoder output, fp32 in [-1,1] scale, of quantized embeddings `zq` (B,d,m,m)."
-        with autocast(self.cfg.precision, zq.device):
+        with autocast(self._precision, zq.device):
             return self.decoder(self.post_quant_conv(zq)).float()
 
     def forward(self, images: torch.Tensor):
@@ -220,6 +225,26 @@ def evaluate_tokenizer(tok: VQTokenizer, images: torch.Tensor, batch_size: int =
     return {'psnr_db': 10 * math.log10(1 / max(mse, 1e-12)), 'mse': mse,
             'perplexity': u['perplexity'], 'code_usage': u['code_usage']}
 
+# %% ../nbs/04_tokenizer.ipynb #d5e28c3c
+@torch.no_grad()
+def tokenizer_intervals(tok: VQTokenizer, images: torch.Tensor, confidence_level: float = 0.95,
+                        n_resamples: int = 2000, seed: int = 0, batch_size: int = 256) -> dict:
+    "Bootstrap intervals over `images` of the held-out PSNR (dB) and the share of codes used."
+    from scipy.stats import bootstrap
+    check_images(images, tok.image_size)
+    ids = tok.encode(images, batch_size)
+    recon = tok.decode(ids, batch_size).cpu()
+    mse = ((recon - images.cpu()) ** 2).flatten(1).mean(1).double().numpy()
+    psnr = lambda m, axis=-1: 10 * np.log10(1 / np.maximum(m.mean(axis=axis), 1e-12))
+    kw = dict(confidence_level=confidence_level, n_resamples=n_resamples, method='percentile', random_state=seed)
+    p_ci = bootstrap((mse,), psnr, vectorized=True, **kw).confidence_interval
+    K = tok.cfg.codebook_size
+    used = F.one_hot(ids.flatten(1).cpu(), K).amax(1).bool().numpy()             # (N, K): codes each image uses
+    usage = lambda rows: used[rows.astype(int)].any(0).mean()
+    u_ci = bootstrap((np.arange(len(used)),), usage, vectorized=False, **kw).confidence_interval
+    return {'psnr_ci_low': float(p_ci.low), 'psnr_ci_high': float(p_ci.high),
+            'code_usage_ci_low': float(u_ci.low), 'code_usage_ci_high': float(u_ci.high)}
+
 # %% ../nbs/04_tokenizer.ipynb #68b961f0
 def save_tokenizer(tok: VQTokenizer, folder) -> Path:
     "Write `tok`'s weights (safetensors) and config (JSON) into `folder`."
@@ -248,8 +273,10 @@ def world_for_preset(preset):
 
 def get_tokenizer(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                   cfg: TokenizerConfig | None = None, progress: bool = True, device=None) -> VQTokenizer:
-    "The preset's tokenizer, trained on its concept world once and then loaded from the artifact cache."
+    "The preset's tokenizer: the shipped release's, else trained on its concept world once and cached."
     preset = get_preset(preset)
+    release = world_release(preset) if cfg is None else None
+    if release is not None: return load_tokenizer(release/'tokenizer', device)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     cfg = cfg or TokenizerConfig.for_preset(preset)
     world = world_for_preset(preset)
@@ -263,13 +290,15 @@ def get_tokenizer(preset: str | Preset = 'tiny', cache: ArtifactCache | str | No
 
 def tokenizer_artifacts(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
                         cfg: TokenizerConfig | None = None) -> dict:
-    "Training history and held-out metrics of the cached tokenizer of `preset` (built if missing)."
+    "Training history and held-out metrics of `preset`'s tokenizer: the release's, else the cached one (built if missing)."
     preset = get_preset(preset)
-    cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    cfg = cfg or TokenizerConfig.for_preset(preset)
-    world = world_for_preset(preset)
-    key = {'tokenizer': cfg, 'world': world.config}
-    if not cache.exists('tokenizer', key): get_tokenizer(preset, cache, cfg)
-    folder = cache.path('tokenizer', key)
+    release = world_release(preset) if cfg is None else None
+    if release is not None: folder = release/'tokenizer'
+    else:
+        cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
+        cfg = cfg or TokenizerConfig.for_preset(preset)
+        key = {'tokenizer': cfg, 'world': world_for_preset(preset).config}
+        if not cache.exists('tokenizer', key): get_tokenizer(preset, cache, cfg)
+        folder = cache.path('tokenizer', key)
     return {'folder': folder, 'history': json.loads((folder/'history.json').read_text()),
             'metrics': json.loads((folder/'metrics.json').read_text())}

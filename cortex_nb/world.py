@@ -60,9 +60,9 @@ class WorldConfig:
 
     @classmethod
     def for_preset(cls, preset: str | Preset = 'tiny', **changes) -> "WorldConfig":
-        "The world for `preset` (its image size and seed), with optional `changes`."
+        "The world for `preset` (its image size and world seed), with optional `changes`."
         p = get_preset(preset)
-        return cls(**{'image_size': p.image_size, 'seed': p.seed, **changes})
+        return cls(**{'image_size': p.image_size, 'seed': p.world_seed, **changes})
 
     def replace(self, **changes) -> "WorldConfig":
         "A copy with some numbers changed."
