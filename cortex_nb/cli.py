@@ -347,7 +347,7 @@ CLAIMS_MARKER = '<!-- claims table: written by `cortex-nb claims-table` from doc
 def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike, machine: str, date: str) -> Path:
     "Replace the claims-table cell of `notebook` (opening with `CLAIMS_MARKER`) by the table of replicate `record`."
     import pandas as pd
-    from .report import claims_summary_table
+    from cortex_nb.report import claims_summary_table
     table = pd.read_csv(record)
     runs = int(table.n_runs.max())
     nb = nbformat.read(str(notebook), as_version=4)
