@@ -365,7 +365,7 @@ def _gt_values(per_image: pd.DataFrame | None, iem: str) -> pd.DataFrame | None:
 def _gt_untrained_claim(who: str, row, untrained, trained_img, untrained_img) -> Claim:
     "Trained minus untrained pointing ratio on the same images, paired over images where recorded."
     if trained_img is not None and untrained_img is not None:
-        both = trained_img.join(untrained_img, rsuffix='_u', how='inner')
+        both = trained_img.join(untrained_img.add_suffix('_u'), how='inner')
         stat = lambda h, hu, a, axis=-1: (np.mean(h, axis) - np.mean(hu, axis)) / np.mean(a, axis)
         effect = bootstrap_ci(stat, both.hit, both.hit_u, both.inside_share)
         how = f'paired bootstrap over {len(both)} images'
@@ -422,7 +422,7 @@ def _table5_intervals(images: pd.DataFrame | None) -> tuple[tuple, tuple, str] |
     rise = images[images.method == 'token_selection'].assign(rise=lambda d: d.p_targ_after - d.p_targ_before)
     rise = rise.set_index('image')
     other = images[images.method == 'embedding'].assign(rise=lambda d: d.p_targ_after - d.p_targ_before).set_index('image')
-    both = rise[['rise']].join(other[['rise']], rsuffix='_emb', how='inner')
+    both = rise[['rise']].join(other[['rise']].add_suffix('_emb'), how='inner')
     ratio = bootstrap_ci(ratio_of_means, rise.p_targ_after, rise.p_targ_before)
     delta = bootstrap_ci(mean_difference, both.rise, both.rise_emb)
     return ratio, delta, f'paired bootstrap over {len(both)} images'
