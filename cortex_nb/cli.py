@@ -344,7 +344,7 @@ def _replicates_command(args) -> int:
 # %% ../nbs/90_cli.ipynb #916e8390
 CLAIMS_MARKER = '<!-- claims table: written by `cortex-nb claims-table` from docs/replicates.csv -->'
 
-def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike, machine: str, date: str) -> Path:
+def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike) -> Path:
     "Replace the claims-table cell of `notebook` (opening with `CLAIMS_MARKER`) by the table of replicate `record`."
     import pandas as pd
     from cortex_nb.report import claims_summary_table
@@ -353,9 +353,11 @@ def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike, m
     nb = nbformat.read(str(notebook), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith(CLAIMS_MARKER)]
     if len(cells) != 1: raise ValueError(f"{notebook} must have one markdown cell opening with {CLAIMS_MARKER!r}")
+    # the machine and date stay with the record (docs/findings.md), not in the README's source notebook
     cells[0].source = '\n'.join([CLAIMS_MARKER, '',
-                                 f"Pooled over {runs} seeds on the shipped world VQGM ({machine}, {date}); every claim, "
-                                 f"seed by seed: `{Path(record).as_posix()}`.", '', claims_summary_table(table)])
+                                 f"Pooled over {runs} seeds on the shipped world VQGM; every claim, seed by seed, and the "
+                                 f"machine and date of the run: `{Path(record).with_suffix('.md').as_posix()}`.", '',
+                                 claims_summary_table(table)])
     with atomic_write(notebook) as f: nbformat.write(nb, f)
     return Path(notebook)
 
@@ -405,8 +407,6 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser('claims-table', help="write the README's claims table from a replicate record (REPLICATES.csv)")
     c.add_argument('record', help='a REPLICATES.csv written by `cortex-nb replicates`')
     c.add_argument('--into', default='nbs/index.ipynb', help="the README's source notebook (default nbs/index.ipynb)")
-    c.add_argument('--machine', default=None, help="the machine the record was made on (default: this one)")
-    c.add_argument('--date', default=None, help="the date of the record (default: the CSV's modification date)")
     w = sub.add_parser('train-world-vqgm', help="train the world VQGM from scratch and write its release folder")
     w.add_argument('--preset', default='tiny', help=f"one of {sorted(PRESETS)}")
     w.add_argument('--out', default=None, help="release folder (default: the package's cortex_nb/releases/world-vqgm-PRESET)")
@@ -426,9 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == 'replicates': return _replicates_command(args)
         if args.command == 'claims-table':
-            import datetime
-            date = args.date or datetime.date.fromtimestamp(Path(args.record).stat().st_mtime).isoformat()
-            path = write_claims_table(args.record, args.into, args.machine or machine_description(), date)
+            path = write_claims_table(args.record, args.into)
             print(f"claims table written into {path}; `make readme` renders the README"); return 0
         if args.command == 'train-world-vqgm':
             from cortex_nb.world_release import train_world_vqgm

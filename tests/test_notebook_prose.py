@@ -4,15 +4,12 @@ The markdown of the method notebooks (`nbs/`) and of the reproduction notebooks 
 the method and says in a line what to expect. Dated measurements and per-machine run records belong in
 `docs/findings.md` (or in commit messages). This test fails when a markdown cell holds a date or names a
 CPU vendor or model family. Generic names of a bf16 path (AMX, AVX-512 BF16) describe the method and are
-allowed; so are code cells (their comments included), and the README's claims table, a record that
-`cortex-nb claims-table` writes (it names the machine and date of the replicate run it comes from)."""
+allowed; so are code cells (their comments included)."""
 import json
 import re
 from pathlib import Path
 
 import pytest
-
-from cortex_nb.cli import CLAIMS_MARKER
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted([*ROOT.glob('nbs/*.ipynb'), *ROOT.glob('paper_figures/*.ipynb')])
@@ -47,7 +44,6 @@ def test_markdown_holds_no_run_records(nb_path):
     for i, cell in enumerate(cells):
         if cell.get('cell_type') != 'markdown': continue
         src = cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
-        if src.startswith(CLAIMS_MARKER): continue   # the generated record of a replicate run, not prose
         found += [f'{nb_path.relative_to(ROOT)}, markdown cell {i}: {p}' for p in prose_problems(src)]
     assert not found, ('Dated or per-machine run records in notebook prose; move them to docs/findings.md '
                        '(the notebook keeps the method and a line on what to expect):\n  ' + '\n  '.join(found))
