@@ -418,7 +418,9 @@ class CalibrationConfig:
     def for_preset(cls, preset='tiny', **changes) -> "CalibrationConfig":
         "The calibration of `preset` (longer fine-tuning on `paper`)."
         p = get_preset(preset)
-        base = dict(seed=p.seed)
+        # the fine-tuned VQGMs are models under audit, like the world VQGM: they follow the world's seed,
+        # so every replicate seed audits the same planted-bias models with its own IEMs, sets and samples
+        base = dict(seed=p.world_seed)
         # fp32 on every preset: a fine-tuned sampler draws discrete tokens, which bf16 kernels would make CPU-dependent
         if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
         return cls(**{**base, **changes})
