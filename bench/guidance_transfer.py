@@ -16,6 +16,7 @@ each other scale costs one store (about 25 s on two cores) and one training per 
 
 usage: python bench/guidance_transfer.py [--scales 5 3 2 1] [--iems ce re] [--preset tiny] [--threads 2]
 """
+
 import argparse
 
 import torch
@@ -36,32 +37,49 @@ def main():
     ap.add_argument('--scales', type=float, nargs='+', default=[5.0, 3.0, 2.0, 1.0])
     ap.add_argument('--iems', nargs='+', default=['ce', 're'])
     ap.add_argument('--preset', default='tiny')
-    ap.add_argument('--n-per-concept', type=int, default=30, help='world images per concept (the reproduction uses 30)')
+    ap.add_argument(
+        '--n-per-concept', type=int, default=30, help='world images per concept (the reproduction uses 30)'
+    )
     ap.add_argument('--threads', type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     P, cache = get_preset(a.preset), ArtifactCache(None)
     world, evaluator = world_for_preset(P), get_evaluators(P, cache=cache)['cnn']
-    vqgm = build_world_vqgm(P, cache, progress=False)          # one tokenizer and predictor; only the sampling differs by scale
+    vqgm = build_world_vqgm(
+        P, cache, progress=False
+    )  # one tokenizer and predictor; only the sampling differs by scale
     gt = world_grids(vqgm, world, a.n_per_concept)
     E_world, m = embed_tokens(gt['ids'], vqgm.codebook.float()), gt['ids'].shape[-1]
     masks = {k: inside_cells(cell_coverage(gt[f'{k}_mask'], m)) for k in ('object', 'part')}
-    shapes = [c.split('-')[0] for c in world.concepts]            # 'disk-horn' → 'disk': the concept without its part
+    shapes = [c.split('-')[0] for c in world.concepts]  # 'disk-horn' → 'disk': the concept without its part
     shape = lambda labels: [shapes[int(c)] for c in labels]
-    print('| guidance | samples: CNN acc | IEM | IEM acc, own test | IEM acc, world images | shape right | object ×random | part ×random |')
+    print(
+        '| guidance | samples: CNN acc | IEM | IEM acc, own test | IEM acc, world images | shape right | object ×random | part ×random |'
+    )
     print('|---|---|---|---|---|---|---|---|')
     for g in a.scales:
-        _, store = get_synthetic_store(P, cache=cache, cfg=SyntheticConfig.for_preset(P, guidance_scale=g), progress=False)
+        _, store = get_synthetic_store(
+            P, cache=cache, cfg=SyntheticConfig.for_preset(P, guidance_scale=g), progress=False
+        )
         test_labels = torch.as_tensor(store.labels('test'))
-        with torch.no_grad(): sample_acc = (evaluator.predict(store_images(vqgm, store, 'test', range(len(test_labels)))) == test_labels).float().mean()
+        with torch.no_grad():
+            sample_acc = (
+                (evaluator.predict(store_images(vqgm, store, 'test', range(len(test_labels)))) == test_labels)
+                .float()
+                .mean()
+            )
         E_test = embed_tokens(torch.as_tensor(store.ids('test')), vqgm.codebook.float())
         for arch in a.iems:
             model, _ = get_iem_from_store(arch, store, vqgm.codebook, P, cache=cache, progress=False)
-            with torch.no_grad(): own, pred = (model(E_test).argmax(1) == test_labels).float().mean(), model(E_world).argmax(1)
+            with torch.no_grad():
+                own, pred = (model(E_test).argmax(1) == test_labels).float().mean(), model(E_world).argmax(1)
             tis = TokenImportance.for_preset(model, P).attribute(E_world, gt['labels'])
             ratio = {k: localization_scores(tis, inside, 1)['ratio'] for k, inside in masks.items()}
-            print(f"| {g:g} | {sample_acc:.1%} | {arch.upper()} | {own:.1%} | {(pred == gt['labels']).float().mean():.1%} | "
-                  f"{sum(p == t for p, t in zip(shape(pred), shape(gt['labels']))) / len(pred):.1%} | ×{ratio['object']:.2f} | ×{ratio['part']:.2f} |", flush=True)
+            print(
+                f"| {g:g} | {sample_acc:.1%} | {arch.upper()} | {own:.1%} | {(pred == gt['labels']).float().mean():.1%} | "
+                f"{sum(p == t for p, t in zip(shape(pred), shape(gt['labels']))) / len(pred):.1%} | ×{ratio['object']:.2f} | ×{ratio['part']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == '__main__':

@@ -2,6 +2,7 @@
 
 usage: python bench/store_size.py [--n 2000] [--shard-size 4096] [--grid 16] [--codebook-size 16384] [--embed-dim 256]
 """
+
 import argparse, tempfile
 from pathlib import Path
 
@@ -21,15 +22,27 @@ def main(argv=None):
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as d:
-        root = Path(d)/'store'
-        with TokenStoreWriter(root, a.codebook_size, a.grid, [f'c{i}' for i in range(a.conditions)],
-                              {'vqgm': 'bench/store_size'}, shard_size=a.shard_size) as w:
-            w.append(rng.integers(0, a.codebook_size, (a.n, a.grid, a.grid)), rng.integers(0, a.conditions, a.n), 'train')
+        root = Path(d) / 'store'
+        with TokenStoreWriter(
+            root,
+            a.codebook_size,
+            a.grid,
+            [f'c{i}' for i in range(a.conditions)],
+            {'vqgm': 'bench/store_size'},
+            shard_size=a.shard_size,
+        ) as w:
+            w.append(
+                rng.integers(0, a.codebook_size, (a.n, a.grid, a.grid)),
+                rng.integers(0, a.conditions, a.n),
+                'train',
+            )
         store = TokenStore(root)
         bpi = store_bytes_per_image(store)
         disk = sum(p.stat().st_size for p in root.rglob('*') if p.is_file())
     float_bytes = a.embed_dim * a.grid * a.grid * 4
-    print(f"grids: {a.n}  K={a.codebook_size}  m={a.grid}  shard_size={a.shard_size}  ids dtype: {store.ids_dtype}")
+    print(
+        f"grids: {a.n}  K={a.codebook_size}  m={a.grid}  shard_size={a.shard_size}  ids dtype: {store.ids_dtype}"
+    )
     print(f"store on disk: {disk} bytes  ->  {bpi:.1f} bytes/image")
     print(f"float32 embedding (d={a.embed_dim}): {float_bytes} bytes/image")
     print(f"ratio: 1/{float_bytes / bpi:.1f}  (requirement: at most 1/400)")

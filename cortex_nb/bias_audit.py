@@ -24,7 +24,13 @@ from .store import TokenStore
 from .synthetic import build_synthetic_store, vqgm_fingerprint
 from .iem_training import TrainConfig, get_iem_from_store
 from .tis import TokenImportance
-from .token_sets import explain_split, image_token_sets, concept_token_sets, token_frequencies, display_image
+from cortex_nb.token_sets import (
+    explain_split,
+    image_token_sets,
+    concept_token_sets,
+    token_frequencies,
+    display_image,
+)
 from .bias_stats import cliffs_delta, cliffs_delta_test, romano_magnitude
 
 # %% auto #0
@@ -38,32 +44,47 @@ __all__ = ['BiasAuditConfig', 'check_attribute_prompts', 'token_set_from_picks',
 @dataclass(frozen=True)
 class BiasAuditConfig:
     "Sizes and settings of one bias audit (§5.1)."
-    n_train: int = 2000           # images per attribute prompt (paper: 8000)
-    n_val: int = 250              # (paper: 1000)
-    n_test: int = 250             # (paper: 1000)
-    n_neutral: int = 600          # neutral-prompt images (paper: 2000)
-    top_ns: tuple = (5, 10, 20)   # the paper's n (positions of a 16×16 grid), scaled to the VQGM's grid
-    k: int = 10                   # token ids per attribute set
-    arch: str = 'ce'              # IEM architecture of the binary IEMs
+
+    n_train: int = 2000  # images per attribute prompt (paper: 8000)
+    n_val: int = 250  # (paper: 1000)
+    n_test: int = 250  # (paper: 1000)
+    n_neutral: int = 600  # neutral-prompt images (paper: 2000)
+    top_ns: tuple = (5, 10, 20)  # the paper's n (positions of a 16×16 grid), scaled to the VQGM's grid
+    k: int = 10  # token ids per attribute set
+    arch: str = 'ce'  # IEM architecture of the binary IEMs
     seed: int = 0
-    n_resamples: int = 2000       # bootstrap resamples of the neutral images for the CI of δ
-    n_set_resamples: int = 200    # bootstrap resamples of the attribute images that pick T*_concept (set-selection interval)
+    n_resamples: int = 2000  # bootstrap resamples of the neutral images for the CI of δ
+    n_set_resamples: int = (
+        200  # bootstrap resamples of the attribute images that pick T*_concept (set-selection interval)
+    )
     max_explain: int | None = None  # TIS on at most this many training images per attribute (None: all)
     batch_size: int = 256
-    tis_target: str = 'prob'      # TIS of the probability (paper) or 'logit' (authors' code)
-    tis_reduce: str = 'abs'       # max over channels of |S| (paper) or 'signed' (authors' code)
+    tis_target: str = 'prob'  # TIS of the probability (paper) or 'logit' (authors' code)
+    tis_reduce: str = 'abs'  # max over channels of |S| (paper) or 'signed' (authors' code)
 
     def __post_init__(self):
-        for name in ('n_train', 'n_val', 'n_test', 'n_neutral', 'k', 'n_resamples', 'n_set_resamples', 'batch_size'):
-            if int(getattr(self, name)) < 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
-        if not self.top_ns or any(int(n) < 1 for n in self.top_ns): raise ValueError(f"top_ns must be positive ints, got {self.top_ns!r}")
+        for name in (
+            'n_train',
+            'n_val',
+            'n_test',
+            'n_neutral',
+            'k',
+            'n_resamples',
+            'n_set_resamples',
+            'batch_size',
+        ):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
+        if not self.top_ns or any(int(n) < 1 for n in self.top_ns):
+            raise ValueError(f"top_ns must be positive ints, got {self.top_ns!r}")
 
     @classmethod
     def for_preset(cls, preset='tiny', **changes) -> "BiasAuditConfig":
         "The audit of `preset`: the paper's counts on `paper`, 2000/250/250 images per attribute prompt otherwise."
         p = get_preset(preset)
         base = dict(seed=p.seed)
-        if p.name == 'paper': base.update(n_train=8000, n_val=1000, n_test=1000, n_neutral=2000, batch_size=1024)
+        if p.name == 'paper':
+            base.update(n_train=8000, n_val=1000, n_test=1000, n_neutral=2000, batch_size=1024)
         return cls(**{**base, **changes})
 
     def positions(self, grid_size: int) -> dict[int, int]:
@@ -71,42 +92,59 @@ class BiasAuditConfig:
         return {int(n): scale_positions(int(n), grid_size) for n in self.top_ns}
 
 # %% ../nbs/18_bias_audit.ipynb #df211747
-def check_attribute_prompts(attribute_prompts, neutral_prompt: str, known: Sequence[str]) -> dict[str, tuple[str, str]]:
+def check_attribute_prompts(
+    attribute_prompts, neutral_prompt: str, known: Sequence[str]
+) -> dict[str, tuple[str, str]]:
     "{pair name: (favoured, other)} from a mapping of pairs or one sequence of two prompts, all known to the VQGM."
-    if isinstance(attribute_prompts, Mapping): pairs = dict(attribute_prompts)
-    elif isinstance(attribute_prompts, str): raise ValueError(f"need at least two attribute prompts, got the single prompt {attribute_prompts!r}")
+    if isinstance(attribute_prompts, Mapping):
+        pairs = dict(attribute_prompts)
+    elif isinstance(attribute_prompts, str):
+        raise ValueError(f"need at least two attribute prompts, got the single prompt {attribute_prompts!r}")
     else:
         ap = list(attribute_prompts)
         if len(ap) != 2 or not all(isinstance(p, str) for p in ap):
-            raise ValueError(f"need exactly two attribute prompts (favoured, other) or a mapping of pairs, got {ap!r}")
+            raise ValueError(
+                f"need exactly two attribute prompts (favoured, other) or a mapping of pairs, got {ap!r}"
+            )
         pairs = {f'{ap[0]} vs {ap[1]}': tuple(ap)}
-    if not pairs: raise ValueError("need at least one attribute pair (two attribute prompts), got none")
+    if not pairs:
+        raise ValueError("need at least one attribute pair (two attribute prompts), got none")
     out = {}
     for name, pr in pairs.items():
         pr = tuple(pr) if not isinstance(pr, str) else (pr,)
-        if len(pr) != 2: raise ValueError(f"attribute pair {name!r} needs exactly two prompts, got {pr!r}")
-        if pr[0] == pr[1]: raise ValueError(f"attribute pair {name!r} names the same prompt twice: {pr[0]!r}")
+        if len(pr) != 2:
+            raise ValueError(f"attribute pair {name!r} needs exactly two prompts, got {pr!r}")
+        if pr[0] == pr[1]:
+            raise ValueError(f"attribute pair {name!r} names the same prompt twice: {pr[0]!r}")
         out[str(name)] = pr
     for p in [neutral_prompt, *(q for pr in out.values() for q in pr)]:
         if not isinstance(p, str) or p not in known:
             raise KeyError(f"the VQGM does not know the prompt {p!r}; its conditions: {list(known)}")
     bad = [n for n, pr in out.items() if neutral_prompt in pr]
-    if bad: raise ValueError(f"the neutral prompt {neutral_prompt!r} is also an attribute prompt of pair(s) {bad}")
+    if bad:
+        raise ValueError(
+            f"the neutral prompt {neutral_prompt!r} is also an attribute prompt of pair(s) {bad}"
+        )
     return out
 
 # %% ../nbs/18_bias_audit.ipynb #4188310b
 def token_set_from_picks(picks: torch.Tensor, k: int, codebook_size: int) -> torch.Tensor:
     "T*_concept from top-n picks (N, n): the k ids most frequent among them, by `token_sets.concept_token_sets` (ties → smaller id)."
     table = concept_token_sets(picks, torch.zeros(len(picks), dtype=torch.long), k, int(codebook_size), 1)
-    return torch.tensor(table['token_id'].to_numpy(np.int64))   # a copy: pandas may hand out a read-only array
+    return torch.tensor(table['token_id'].to_numpy(np.int64))  # a copy: pandas may hand out a read-only array
 
-def concept_token_set(ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, codebook_size: int | None = None) -> torch.Tensor:
+
+def concept_token_set(
+    ids: torch.Tensor, tis: torch.Tensor, n: int, k: int, codebook_size: int | None = None
+) -> torch.Tensor:
     "T*_concept of one attribute's images (eq. 5): T*_image by `token_sets.image_token_sets`, then `token_set_from_picks`."
     return token_set_from_picks(image_token_sets(tis, ids, n)[1], k, int(codebook_size or int(ids.max()) + 1))
 
+
 def count_set_tokens(ids: torch.Tensor, token_set: torch.Tensor) -> np.ndarray:
     "Per image, the number of positions whose token id is in `token_set` → int array (N,)."
-    if ids.ndim != 3: raise ValueError(f"ids must be (N, m, m), got shape {tuple(ids.shape)}")
+    if ids.ndim != 3:
+        raise ValueError(f"ids must be (N, m, m), got shape {tuple(ids.shape)}")
     return torch.isin(ids.flatten(1).cpu(), torch.as_tensor(token_set).cpu().to(ids.dtype)).sum(1).numpy()
 
 # %% ../nbs/18_bias_audit.ipynb #6c03d515
@@ -114,86 +152,178 @@ def _pick_counts(picks: torch.Tensor, K: int) -> torch.Tensor:
     "(N, K) float: how many of image i's picks are token t: `token_sets.token_frequencies` with every image its own group."
     return token_frequencies(picks, torch.arange(len(picks)), K, len(picks)).float()
 
+
 def _top_k_sets(freq: torch.Tensor, k: int) -> torch.Tensor:
     "(B, K) bool membership of the k most frequent ids of each row of `freq` (B, K); ties → smaller id; never a zero-frequency id."
     K = freq.shape[1]
-    score = freq.double() * (K + 1) + (K - 1 - torch.arange(K, dtype=torch.float64))   # frequency first, then smaller id
+    score = freq.double() * (K + 1) + (
+        K - 1 - torch.arange(K, dtype=torch.float64)
+    )  # frequency first, then smaller id
     top = score.topk(min(k, K), dim=1).indices
     return torch.zeros_like(freq, dtype=torch.bool).scatter_(1, top, freq.gather(1, top) > 0)
 
-def set_selection_interval(picks_favoured: torch.Tensor, picks_other: torch.Tensor, neutral_ids: torch.Tensor, k: int,
-                           codebook_size: int, n_resamples: int = 200, confidence_level: float = 0.95, seed: int = 0) -> dict:
+
+def set_selection_interval(
+    picks_favoured: torch.Tensor,
+    picks_other: torch.Tensor,
+    neutral_ids: torch.Tensor,
+    k: int,
+    codebook_size: int,
+    n_resamples: int = 200,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+) -> dict:
     "δ over resamples of the attribute images whose top-n picks (N, n) choose T*_concept: percentile interval and set stability."
-    if n_resamples < 1: raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
-    if len(picks_favoured) == 0 or len(picks_other) == 0: raise ValueError("each attribute needs at least one image's picks")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be ≥ 1, got {n_resamples}")
+    if len(picks_favoured) == 0 or len(picks_other) == 0:
+        raise ValueError("each attribute needs at least one image's picks")
     g, K = np.random.default_rng(seed), int(codebook_size)
     # per image of the neutral sample, how many positions hold each id: counts of a set = hist @ membership
     hist = _pick_counts(neutral_ids.flatten(1), K)
     counts, stability = [], []
     for picks in (picks_favoured, picks_other):
         present = _pick_counts(picks, K)
-        idx = g.integers(0, len(picks), (n_resamples, len(picks)))                 # resample images with replacement
+        idx = g.integers(0, len(picks), (n_resamples, len(picks)))  # resample images with replacement
         weights = torch.from_numpy(np.stack([np.bincount(r, minlength=len(picks)) for r in idx])).float()
-        sets = _top_k_sets(weights @ present, k)                                   # (B, K)
-        full = _top_k_sets(present.sum(0, keepdim=True), k)                        # the set from all images
+        sets = _top_k_sets(weights @ present, k)  # (B, K)
+        full = _top_k_sets(present.sum(0, keepdim=True), k)  # the set from all images
         stability.append(((sets & full).sum(1) / (sets | full).sum(1).clamp(min=1)).double())
-        counts.append((hist @ sets.float().T).T.numpy())                           # (B, N_neutral)
+        counts.append((hist @ sets.float().T).T.numpy())  # (B, N_neutral)
     deltas = cliffs_delta(counts[0], counts[1], axis=1)
     a = (1 - confidence_level) / 2
-    return dict(delta_sets_low=float(np.quantile(deltas, a)), delta_sets_high=float(np.quantile(deltas, 1 - a)),
-                set_stability=float(torch.stack(stability).mean()))
+    return dict(
+        delta_sets_low=float(np.quantile(deltas, a)),
+        delta_sets_high=float(np.quantile(deltas, 1 - a)),
+        set_stability=float(torch.stack(stability).mean()),
+    )
 
 # %% ../nbs/18_bias_audit.ipynb #33488986
-def _cache(cache) -> ArtifactCache: return cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
+def _cache(cache) -> ArtifactCache:
+    return cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
 
-def attribute_store(vqgm: VQGM, pair: tuple[str, str], cfg: BiasAuditConfig, cache=None, vqgm_key: str | None = None,
-                    progress: bool = True) -> TokenStore:
+
+def attribute_store(
+    vqgm: VQGM,
+    pair: tuple[str, str],
+    cfg: BiasAuditConfig,
+    cache=None,
+    vqgm_key: str | None = None,
+    progress: bool = True,
+) -> TokenStore:
     "Train/val/test grids of the two prompts of `pair` (labels 0, 1) sampled from `vqgm`, cached."
     vqgm_key = vqgm_key or vqgm_fingerprint(vqgm)
-    key = {'vqgm': vqgm_key, 'pair': list(pair), 'n': [cfg.n_train, cfg.n_val, cfg.n_test], 'seed': cfg.seed, 'batch_size': cfg.batch_size}
-    def build(folder):
-        build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=list(pair), seed=cfg.seed,
-                              batch_size=cfg.batch_size, provenance={'vqgm': vqgm_key, 'purpose': 'bias_audit', 'pair': list(pair)}, progress=progress)
-    return TokenStore(_cache(cache).get_or_build('bias_store', key, build, verbose=progress)/'store')
+    key = {
+        'vqgm': vqgm_key,
+        'pair': list(pair),
+        'n': [cfg.n_train, cfg.n_val, cfg.n_test],
+        'seed': cfg.seed,
+        'batch_size': cfg.batch_size,
+    }
 
-def binary_iem(vqgm: VQGM, store: TokenStore, preset='tiny', cache=None, cfg: BiasAuditConfig | None = None,
-               progress: bool = True, train_config: TrainConfig | None = None):
+    def build(folder):
+        build_synthetic_store(
+            vqgm,
+            folder / 'store',
+            cfg.n_train,
+            cfg.n_val,
+            cfg.n_test,
+            conditions=list(pair),
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+            provenance={'vqgm': vqgm_key, 'purpose': 'bias_audit', 'pair': list(pair)},
+            progress=progress,
+        )
+
+    return TokenStore(_cache(cache).get_or_build('bias_store', key, build, verbose=progress) / 'store')
+
+
+def binary_iem(
+    vqgm: VQGM,
+    store: TokenStore,
+    preset='tiny',
+    cache=None,
+    cfg: BiasAuditConfig | None = None,
+    progress: bool = True,
+    train_config: TrainConfig | None = None,
+):
     "The binary IEM of an attribute pair's store (cached) → (model in eval mode, metadata with test accuracy)."
     cfg = cfg or BiasAuditConfig.for_preset(preset)
-    if len(store.conditions) != 2: raise ValueError(f"a binary IEM needs a store of two prompts, got {store.conditions}")
-    return get_iem_from_store(cfg.arch, store, vqgm.codebook, preset, cache=cache, progress=progress, train_config=train_config)
+    if len(store.conditions) != 2:
+        raise ValueError(f"a binary IEM needs a store of two prompts, got {store.conditions}")
+    return get_iem_from_store(
+        cfg.arch, store, vqgm.codebook, preset, cache=cache, progress=progress, train_config=train_config
+    )
 
-def explain_attribute(iem: nn.Module, store: TokenStore, codebook: torch.Tensor, label: int, preset='tiny', cache=None,
-                      cfg: BiasAuditConfig | None = None, iem_key: str = '', progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+
+def explain_attribute(
+    iem: nn.Module,
+    store: TokenStore,
+    codebook: torch.Tensor,
+    label: int,
+    preset='tiny',
+    cache=None,
+    cfg: BiasAuditConfig | None = None,
+    iem_key: str = '',
+    progress: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
     "TIS of the binary IEM for attribute `label` on that attribute's training grids (cached) → (ids, tis), both (N, m, m)."
     cfg, p = cfg or BiasAuditConfig.for_preset(preset), get_preset(preset)
     idx = np.nonzero(store.labels('train') == label)[0]
-    if idx.size == 0: raise ValueError(f"the store has no training grids of label {label} ({store.conditions})")
-    if cfg.max_explain is not None: idx = idx[:cfg.max_explain]
+    if idx.size == 0:
+        raise ValueError(f"the store has no training grids of label {label} ({store.conditions})")
+    if cfg.max_explain is not None:
+        idx = idx[: cfg.max_explain]
     # without an iem_key the weights themselves (hashed) name the entry
-    key = {'iem': iem_key or iem, 'store': store.content_hash, 'label': int(label), 'n': int(idx.size), 'N': p.smoothgrad_samples,
-           'alpha': p.smoothgrad_alpha, 'seed': cfg.seed, 'target': cfg.tis_target, 'reduce': cfg.tis_reduce}
-    def build(folder):   # each grid's own label is `label`, so explain_split's per-image targets are this attribute
+    key = {
+        'iem': iem_key or iem,
+        'store': store.content_hash,
+        'label': int(label),
+        'n': int(idx.size),
+        'N': p.smoothgrad_samples,
+        'alpha': p.smoothgrad_alpha,
+        'seed': cfg.seed,
+        'target': cfg.tis_target,
+        'reduce': cfg.tis_reduce,
+    }
+
+    def build(
+        folder,
+    ):  # each grid's own label is `label`, so explain_split's per-image targets are this attribute
         ti = TokenImportance.for_preset(iem, p, seed=cfg.seed, target=cfg.tis_target, reduce=cfg.tis_reduce)
         ex = explain_split(ti, store, codebook, 'train', index=idx, batch_size=256, progress=progress)
-        with atomic_path(folder/'tis.safetensors') as tmp: save_file({'ids': ex['ids'].contiguous(), 'tis': ex['tis'].contiguous()}, str(tmp))
-    t = load_file(str(_cache(cache).get_or_build('bias_tis', key, build, verbose=progress)/'tis.safetensors'))
+        with atomic_path(folder / 'tis.safetensors') as tmp:
+            save_file({'ids': ex['ids'].contiguous(), 'tis': ex['tis'].contiguous()}, str(tmp))
+
+    t = load_file(
+        str(_cache(cache).get_or_build('bias_tis', key, build, verbose=progress) / 'tis.safetensors')
+    )
     return t['ids'], t['tis']
 
 # %% ../nbs/18_bias_audit.ipynb #c10eaa09
 def implied_share(counts, own: float, other: float, favoured: bool = True) -> tuple[float, float]:
     "(share, s.e. over the neutral images): the favoured attribute's share of the neutral images implied by one set's per-image `counts`, were they a mix of the two prompts' images."
     counts = np.asarray(counts, dtype=float)
-    spread = own - other            # how much more often the set occurs on its own prompt's images than on the other's
-    if not (np.isfinite(spread) and abs(spread) > 1e-12) or counts.size == 0: return np.nan, np.nan
+    spread = own - other  # how much more often the set occurs on its own prompt's images than on the other's
+    if not (np.isfinite(spread) and abs(spread) > 1e-12) or counts.size == 0:
+        return np.nan, np.nan
     s = (counts.mean() - other) / spread
     return float(s if favoured else 1 - s), float(counts.std() / math.sqrt(counts.size) / abs(spread))
 
-def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], positions: Mapping[int, int],
-                    cfg: BiasAuditConfig, coverage: Mapping | None = None, normalize: bool = False,
-                    coverage_other: Mapping | None = None, set_selection: Mapping | None = None) -> pd.DataFrame:
+
+def frequency_table(
+    counts: Mapping,
+    pairs: Mapping[str, tuple[str, str]],
+    positions: Mapping[int, int],
+    cfg: BiasAuditConfig,
+    coverage: Mapping | None = None,
+    normalize: bool = False,
+    coverage_other: Mapping | None = None,
+    set_selection: Mapping | None = None,
+) -> pd.DataFrame:
     "Table 4 rows from per-image counts {(pair, prompt, top_n): (N,) array}; `normalize` divides by each set's own-prompt coverage."
-    if normalize and coverage is None: raise ValueError("normalize=True needs the coverage of each token set on its own prompt")
+    if normalize and coverage is None:
+        raise ValueError("normalize=True needs the coverage of each token set on its own prompt")
     rows = []
     for name, (fav, oth) in pairs.items():
         for n, n_pos in positions.items():
@@ -201,51 +331,86 @@ def frequency_table(counts: Mapping, pairs: Mapping[str, tuple[str, str]], posit
             cov = {p: (coverage or {}).get((name, p, n), np.nan) for p in (fav, oth)}
             cov_other = {p: (coverage_other or {}).get((name, p, n), np.nan) for p in (fav, oth)}
             # from the raw counts, so both measures' rows carry the same reading
-            shares = {fav: implied_share(x, cov[fav], cov_other[fav]), oth: implied_share(y, cov[oth], cov_other[oth], favoured=False)}
+            shares = {
+                fav: implied_share(x, cov[fav], cov_other[fav]),
+                oth: implied_share(y, cov[oth], cov_other[oth], favoured=False),
+            }
             if normalize:
-                if min(cov.values()) <= 0: raise ValueError(f"pair {name!r}, top-{n}: a token set never occurs on its own prompt's images {cov}")
+                if min(cov.values()) <= 0:
+                    raise ValueError(
+                        f"pair {name!r}, top-{n}: a token set never occurs on its own prompt's images {cov}"
+                    )
                 x, y = x / cov[fav], y / cov[oth]
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore', UserWarning)
                 r = cliffs_delta_test(x, y, n_resamples=cfg.n_resamples, seed=cfg.seed)
             sel = (set_selection or {}).get((name, n), {})
             for prompt, c, fav_row in ((fav, x, True), (oth, y, False)):
-                rows.append(dict(attribute_pair=name, attribute=prompt, favoured=fav_row, top_n=n, n_positions=n_pos,
-                                 measure='coverage_normalized' if normalize else 'count',
-                                 mean_frequency=float(np.mean(c)), std_frequency=float(np.std(c)), n_images=len(c),
-                                 own_prompt_frequency=float(cov[prompt]),
-                                 other_prompt_frequency=float(cov_other[prompt]),
-                                 implied_share=shares[prompt][0], implied_share_se=shares[prompt][1],
-                                 cliffs_delta=r.delta if fav_row else np.nan, ci_low=r.ci_low if fav_row else np.nan,
-                                 ci_high=r.ci_high if fav_row else np.nan, p_value=r.p_value if fav_row else np.nan,
-                                 magnitude=r.magnitude if fav_row else '', reliable=r.reliable if fav_row else np.nan,
-                                 **{k: sel.get(k, np.nan) if fav_row else np.nan for k in ('delta_sets_low', 'delta_sets_high', 'set_stability')}))
+                rows.append(
+                    dict(
+                        attribute_pair=name,
+                        attribute=prompt,
+                        favoured=fav_row,
+                        top_n=n,
+                        n_positions=n_pos,
+                        measure='coverage_normalized' if normalize else 'count',
+                        mean_frequency=float(np.mean(c)),
+                        std_frequency=float(np.std(c)),
+                        n_images=len(c),
+                        own_prompt_frequency=float(cov[prompt]),
+                        other_prompt_frequency=float(cov_other[prompt]),
+                        implied_share=shares[prompt][0],
+                        implied_share_se=shares[prompt][1],
+                        cliffs_delta=r.delta if fav_row else np.nan,
+                        ci_low=r.ci_low if fav_row else np.nan,
+                        ci_high=r.ci_high if fav_row else np.nan,
+                        p_value=r.p_value if fav_row else np.nan,
+                        magnitude=r.magnitude if fav_row else '',
+                        reliable=r.reliable if fav_row else np.nan,
+                        **{
+                            k: sel.get(k, np.nan) if fav_row else np.nan
+                            for k in ('delta_sets_low', 'delta_sets_high', 'set_stability')
+                        },
+                    )
+                )
     return pd.DataFrame(rows)
 
 # %% ../nbs/18_bias_audit.ipynb #d06ac8a7
 @dataclass
 class BiasAuditResult:
     "Everything a bias audit found: IEM accuracies, attribute token sets, neutral counts and their statistics."
-    pairs: dict                     # {pair: (favoured, other)}
+
+    pairs: dict  # {pair: (favoured, other)}
     neutral_prompt: str
     config: BiasAuditConfig
-    positions: dict                 # {paper n: scaled n}
-    iem_accuracy: dict              # {pair: test accuracy of the binary IEM}
-    token_sets: dict                # {(pair, prompt, top_n): LongTensor (≤k,)}
-    neutral_ids: torch.Tensor       # (N, m, m)
-    counts: dict                    # {(pair, prompt, top_n): (N,) per-image counts}
-    frequency: pd.DataFrame         # Table 4 rows (raw counts, the paper's measure)
-    coverage: dict = field(default_factory=dict)   # {(pair, prompt, top_n): mean count of the set on its own prompt's test images}
-    frequency_normalized: pd.DataFrame | None = None   # Table 4 rows on coverage-normalized counts
-    iems: dict = field(default_factory=dict, repr=False)   # {pair: binary IEM}
+    positions: dict  # {paper n: scaled n}
+    iem_accuracy: dict  # {pair: test accuracy of the binary IEM}
+    token_sets: dict  # {(pair, prompt, top_n): LongTensor (≤k,)}
+    neutral_ids: torch.Tensor  # (N, m, m)
+    counts: dict  # {(pair, prompt, top_n): (N,) per-image counts}
+    frequency: pd.DataFrame  # Table 4 rows (raw counts, the paper's measure)
+    coverage: dict = field(
+        default_factory=dict
+    )  # {(pair, prompt, top_n): mean count of the set on its own prompt's test images}
+    frequency_normalized: pd.DataFrame | None = None  # Table 4 rows on coverage-normalized counts
+    iems: dict = field(default_factory=dict, repr=False)  # {pair: binary IEM}
     examples: dict = field(default_factory=dict, repr=False)  # {prompt: ids (few, m, m)}
     seconds: dict = field(default_factory=dict)
-    coverage_other: dict = field(default_factory=dict)   # {(pair, prompt, top_n): mean count of the set on the other prompt's test images}
-    picks: dict = field(default_factory=dict, repr=False)  # {(pair, prompt, top_n): top-n token ids (N, n) of the attribute's training images}
+    coverage_other: dict = field(
+        default_factory=dict
+    )  # {(pair, prompt, top_n): mean count of the set on the other prompt's test images}
+    picks: dict = field(
+        default_factory=dict, repr=False
+    )  # {(pair, prompt, top_n): top-n token ids (N, n) of the attribute's training images}
 
     def table3(self) -> pd.DataFrame:
         "Table 3 analog: binary IEM test accuracy per attribute pair."
-        return pd.DataFrame([dict(attribute_pair=k, accuracy=v, prompts=' / '.join(self.pairs[k])) for k, v in self.iem_accuracy.items()])
+        return pd.DataFrame(
+            [
+                dict(attribute_pair=k, accuracy=v, prompts=' / '.join(self.pairs[k]))
+                for k, v in self.iem_accuracy.items()
+            ]
+        )
 
     def table4(self, normalized: bool = False) -> pd.DataFrame:
         "Table 4 analog: mean frequency per image per attribute and Cliff's δ (favoured vs other) per top-n."
@@ -254,71 +419,118 @@ class BiasAuditResult:
     def table4_wide(self) -> pd.DataFrame:
         "Table 4 in the paper's layout: rows attributes, columns mean frequency and δ per top-n."
         t = self.frequency
-        wide = t.pivot_table(index=['attribute_pair', 'attribute'], columns='top_n', values='mean_frequency', sort=False)
+        wide = t.pivot_table(
+            index=['attribute_pair', 'attribute'], columns='top_n', values='mean_frequency', sort=False
+        )
         wide.columns = [f'freq_top{n}' for n in wide.columns]
-        d = t[t.favoured].pivot_table(index=['attribute_pair', 'attribute'], columns='top_n', values='cliffs_delta', sort=False)
+        d = t[t.favoured].pivot_table(
+            index=['attribute_pair', 'attribute'], columns='top_n', values='cliffs_delta', sort=False
+        )
         d.columns = [f'delta_top{n}' for n in d.columns]
         return wide.join(d).reset_index()
 
     def plot_frequencies(self, top_n: int | None = None, ax=None):
         "Per-image count distributions under the neutral prompt, favoured vs other, one panel per pair."
         top_n = top_n or list(self.positions)[-1]
-        axs = ax if ax is not None else plt.subplots(1, len(self.pairs), figsize=(4.2 * len(self.pairs), 3.2), squeeze=False)[1][0]
+        axs = (
+            ax
+            if ax is not None
+            else plt.subplots(1, len(self.pairs), figsize=(4.2 * len(self.pairs), 3.2), squeeze=False)[1][0]
+        )
         for a, (name, (fav, oth)) in zip(np.atleast_1d(axs), self.pairs.items()):
             x, y = self.counts[(name, fav, top_n)], self.counts[(name, oth, top_n)]
             bins = np.arange(0, max(x.max(), y.max()) + 2) - 0.5
             a.hist(x, bins, alpha=0.6, label=f'{fav} (mean {x.mean():.2f})', color='tab:red')
             a.hist(y, bins, alpha=0.6, label=f'{oth} (mean {y.mean():.2f})', color='tab:blue')
-            row = self.frequency[(self.frequency.attribute_pair == name) & self.frequency.favoured & (self.frequency.top_n == top_n)].iloc[0]
-            a.set_title(f"{name}: δ = {row.cliffs_delta:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]", fontsize=9)
-            a.set_xlabel(f"attribute tokens per '{self.neutral_prompt}' image (top-n = {top_n} → {self.positions[top_n]})"); a.legend(fontsize=7)
+            row = self.frequency[
+                (self.frequency.attribute_pair == name)
+                & self.frequency.favoured
+                & (self.frequency.top_n == top_n)
+            ].iloc[0]
+            a.set_title(
+                f"{name}: δ = {row.cliffs_delta:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]", fontsize=9
+            )
+            a.set_xlabel(
+                f"attribute tokens per '{self.neutral_prompt}' image (top-n = {top_n} → {self.positions[top_n]})"
+            )
+            a.legend(fontsize=7)
         return axs
 
     def plot_examples(self, vqgm: VQGM, pair: str | None = None, top_n: int | None = None, n_images: int = 6):
         "Fig. 1 analog: decoded images of each prompt with positions of favoured (red) / other (blue) attribute tokens boxed."
         pair = pair or list(self.pairs)[0]
-        if pair not in self.pairs: raise KeyError(f"unknown attribute pair {pair!r}; known: {list(self.pairs)}")
+        if pair not in self.pairs:
+            raise KeyError(f"unknown attribute pair {pair!r}; known: {list(self.pairs)}")
         top_n = top_n or list(self.positions)[-1]
         fav, oth = self.pairs[pair]
         prompts = [fav, oth, self.neutral_prompt]
-        fig, axs = plt.subplots(len(prompts), n_images, figsize=(1.6 * n_images, 1.75 * len(prompts)), squeeze=False)
+        fig, axs = plt.subplots(
+            len(prompts), n_images, figsize=(1.6 * n_images, 1.75 * len(prompts)), squeeze=False
+        )
         m = self.neutral_ids.shape[-1]
         for r, prompt in enumerate(prompts):
-            ids = (self.examples.get(prompt) if prompt != self.neutral_prompt else self.neutral_ids)[:n_images]
+            ids = (self.examples.get(prompt) if prompt != self.neutral_prompt else self.neutral_ids)[
+                :n_images
+            ]
             imgs = vqgm.decode(ids.to(vqgm.codebook.device)).cpu()
             s = imgs.shape[-1] / m
             for c in range(n_images):
-                a = axs[r, c]; a.axis('off')
-                if c >= len(ids): continue
+                a = axs[r, c]
+                a.axis('off')
+                if c >= len(ids):
+                    continue
                 a.imshow(display_image(imgs[c]))
                 for attr, colour in ((fav, 'red'), (oth, 'deepskyblue')):
                     hit = torch.isin(ids[c], self.token_sets[(pair, attr, top_n)])
                     for i, j in torch.nonzero(hit).tolist():
-                        a.add_patch(plt.Rectangle((j * s - 0.5, i * s - 0.5), s, s, fill=False, ec=colour, lw=1))
-                if c == 0: a.set_title(f"'{prompt}'", fontsize=8, loc='left')
-        fig.suptitle(f"{pair}: tokens of T*({fav}) red, T*({oth}) blue (top-n = {top_n}, k = {self.config.k})", fontsize=9)
+                        a.add_patch(
+                            plt.Rectangle((j * s - 0.5, i * s - 0.5), s, s, fill=False, ec=colour, lw=1)
+                        )
+                if c == 0:
+                    a.set_title(f"'{prompt}'", fontsize=8, loc='left')
+        fig.suptitle(
+            f"{pair}: tokens of T*({fav}) red, T*({oth}) blue (top-n = {top_n}, k = {self.config.k})",
+            fontsize=9,
+        )
         fig.tight_layout()
         return fig
 
-def neutral_counts(vqgm: VQGM, token_sets: Mapping, neutral_prompt: str, n: int, seed: int = 0) -> tuple[torch.Tensor, dict]:
+
+def neutral_counts(
+    vqgm: VQGM, token_sets: Mapping, neutral_prompt: str, n: int, seed: int = 0
+) -> tuple[torch.Tensor, dict]:
     "Sample `n` grids of the neutral prompt and count, per image, the positions holding each token set's ids."
-    if n < 1: raise ValueError(f"the neutral sample is empty (n = {n}); Cliff's delta needs neutral images")
+    if n < 1:
+        raise ValueError(f"the neutral sample is empty (n = {n}); Cliff's delta needs neutral images")
     ids = vqgm.sample([neutral_prompt], n, seed=seed).cpu().long()
-    if len(ids) == 0: raise ValueError(f"the VQGM returned no grids for the neutral prompt {neutral_prompt!r}")
+    if len(ids) == 0:
+        raise ValueError(f"the VQGM returned no grids for the neutral prompt {neutral_prompt!r}")
     return ids, {key: count_set_tokens(ids, s) for key, s in token_sets.items()}
 
-def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny', cache=None,
-               config: BiasAuditConfig | None = None, vqgm_key: str | None = None, progress: bool = True,
-               train_config: TrainConfig | None = None) -> BiasAuditResult:
+
+def audit_bias(
+    vqgm: VQGM,
+    attribute_prompts,
+    neutral_prompt: str,
+    preset='tiny',
+    cache=None,
+    config: BiasAuditConfig | None = None,
+    vqgm_key: str | None = None,
+    progress: bool = True,
+    train_config: TrainConfig | None = None,
+) -> BiasAuditResult:
     "The bias audit of §5.1: binary IEM per attribute pair, T*_concept per attribute, token counts under the neutral prompt, Cliff's δ."
     check_vqgm(vqgm)
     cfg = config or BiasAuditConfig.for_preset(preset)
     pairs = check_attribute_prompts(attribute_prompts, neutral_prompt, vqgm.conditions)
-    if cfg.n_neutral < 1: raise ValueError(f"the neutral sample is empty (n_neutral = {cfg.n_neutral})")
+    if cfg.n_neutral < 1:
+        raise ValueError(f"the neutral sample is empty (n_neutral = {cfg.n_neutral})")
     tcfg = train_config or TrainConfig.for_preset(preset, cfg.arch)
-    if 2 * cfg.n_train < tcfg.batch_size:   # say so before sampling, which is the slow part with a real VQGM
-        raise ValueError(f"the binary IEMs would train on 2 × n_train = {2 * cfg.n_train} grids, fewer than one batch of "
-                         f"{tcfg.batch_size}: raise n_train or pass a train_config with a smaller batch_size")
+    if 2 * cfg.n_train < tcfg.batch_size:  # say so before sampling, which is the slow part with a real VQGM
+        raise ValueError(
+            f"the binary IEMs would train on 2 × n_train = {2 * cfg.n_train} grids, fewer than one batch of "
+            f"{tcfg.batch_size}: raise n_train or pass a train_config with a smaller batch_size"
+        )
     K, _ = check_codebook(vqgm.codebook)
     positions = cfg.positions(vqgm.grid_size)
     cache = _cache(cache)
@@ -331,7 +543,9 @@ def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny'
         acc[name], iems[name] = float(meta['metrics']['top1']), iem
         test_labels = store.labels('test')
         for label, prompt in enumerate(pair):
-            ids, tis = explain_attribute(iem, store, vqgm.codebook, label, preset, cache, cfg, Path(meta['folder']).name, progress)
+            ids, tis = explain_attribute(
+                iem, store, vqgm.codebook, label, preset, cache, cfg, Path(meta['folder']).name, progress
+            )
             own = torch.from_numpy(store.ids('test', np.nonzero(test_labels == label)[0]).astype(np.int64))
             other = torch.from_numpy(store.ids('test', np.nonzero(test_labels != label)[0]).astype(np.int64))
             examples[prompt] = own[:12]
@@ -345,38 +559,85 @@ def audit_bias(vqgm: VQGM, attribute_prompts, neutral_prompt: str, preset='tiny'
     t0 = time.time()
     neutral_ids, counts = neutral_counts(vqgm, sets, neutral_prompt, cfg.n_neutral, seed=cfg.seed + 1)
     selection = _set_selection(picks, pairs, positions, neutral_ids, cfg, K)
-    freq = frequency_table(counts, pairs, positions, cfg, coverage, coverage_other=coverage_other, set_selection=selection)
-    freq_n = frequency_table(counts, pairs, positions, cfg, coverage, normalize=True, coverage_other=coverage_other)
+    freq = frequency_table(
+        counts, pairs, positions, cfg, coverage, coverage_other=coverage_other, set_selection=selection
+    )
+    freq_n = frequency_table(
+        counts, pairs, positions, cfg, coverage, normalize=True, coverage_other=coverage_other
+    )
     secs['neutral'] = time.time() - t0
-    return BiasAuditResult(pairs, neutral_prompt, cfg, positions, acc, sets, neutral_ids, counts, freq, coverage, freq_n,
-                           iems, examples, secs, coverage_other=coverage_other, picks=picks)
+    return BiasAuditResult(
+        pairs,
+        neutral_prompt,
+        cfg,
+        positions,
+        acc,
+        sets,
+        neutral_ids,
+        counts,
+        freq,
+        coverage,
+        freq_n,
+        iems,
+        examples,
+        secs,
+        coverage_other=coverage_other,
+        picks=picks,
+    )
 
-def _set_selection(picks: Mapping, pairs: Mapping, positions: Mapping, neutral_ids: torch.Tensor, cfg: BiasAuditConfig, K: int) -> dict:
+
+def _set_selection(
+    picks: Mapping,
+    pairs: Mapping,
+    positions: Mapping,
+    neutral_ids: torch.Tensor,
+    cfg: BiasAuditConfig,
+    K: int,
+) -> dict:
     "{(pair, top_n): set_selection_interval of the pair's two attributes on `neutral_ids`}."
-    return {(name, n): set_selection_interval(picks[(name, fav, n)], picks[(name, oth, n)], neutral_ids, cfg.k, K,
-                                              cfg.n_set_resamples, seed=cfg.seed)
-            for name, (fav, oth) in pairs.items() for n in positions}
+    return {
+        (name, n): set_selection_interval(
+            picks[(name, fav, n)],
+            picks[(name, oth, n)],
+            neutral_ids,
+            cfg.k,
+            K,
+            cfg.n_set_resamples,
+            seed=cfg.seed,
+        )
+        for name, (fav, oth) in pairs.items()
+        for n in positions
+    }
 
 # %% ../nbs/18_bias_audit.ipynb #9e5fd3a9
 class PlantedMixVQGM(RandomVQGM):
     "RandomVQGM whose `neutral` prompt is, per image, prompt `mix[0]` with probability `share`, else `mix[1]`."
-    def __init__(self, share: float = 0.8, mix=('a', 'b'), neutral: str = 'n', symmetric: bool = True, **kwargs):
+
+    def __init__(
+        self, share: float = 0.8, mix=('a', 'b'), neutral: str = 'n', symmetric: bool = True, **kwargs
+    ):
         kwargs.setdefault('conditions', (*mix, neutral))
         super().__init__(**kwargs)
-        if not 0 <= share <= 1: raise ValueError(f"share must be in [0, 1], got {share}")
-        if symmetric:   # mix[1]'s distribution: mix[0]'s logits in reversed rank order (same entropy, opposite tokens)
+        if not 0 <= share <= 1:
+            raise ValueError(f"share must be in [0, 1], got {share}")
+        if (
+            symmetric
+        ):  # mix[1]'s distribution: mix[0]'s logits in reversed rank order (same entropy, opposite tokens)
             a, b = (self.conditions.index(c) for c in mix)
             order = self.logits[a].argsort()
             self.logits[b, order] = self.logits[a, order.flip(0)]
         self.share, self.mix, self.neutral = share, tuple(mix), neutral
 
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0, top_k: int | None = None):
+    def sample(
+        self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0, top_k: int | None = None
+    ):
         cids = condition_ids(conditions, self.conditions)
         out = []
         for j, c in enumerate(cids):
             if self.conditions[c] != self.neutral:
-                out.append(super().sample([c], n, seed + 7919 * j, temperature, top_k)); continue
+                out.append(super().sample([c], n, seed + 7919 * j, temperature, top_k))
+                continue
             coin = torch.rand(n, generator=torch.Generator().manual_seed(seed + 104729)) < self.share
             a = super().sample([self.mix[0]], n, seed + 1, temperature, top_k)
             b = super().sample([self.mix[1]], n, seed + 2, temperature, top_k)
@@ -387,27 +648,38 @@ class PlantedMixVQGM(RandomVQGM):
 @dataclass(frozen=True)
 class CalibrationConfig:
     "How to fine-tune the predictor on a planted neutral mix, and which shares to sweep."
+
     shares: tuple = (0.5, 0.65, 0.8, 0.95)
-    n_images: int = 1024          # rendered neutral-prompt images per share
+    n_images: int = 1024  # rendered neutral-prompt images per share
     steps: int = 150
     batch_size: int = 64
-    lr: float = 1e-3              # peak; decays to 0 on a cosine, so the last steps average over many batches
-    replay_per_condition: int = 128   # grids of every condition replayed, so the other prompts and ∅ keep what they learned
-    neutral_fraction: float = 0.5     # of each batch from the neutral grids; the rest is replay
-    guidance_dropout: float = 0.1     # P(condition → ∅) on replay grids, as the predictor was trained
-    precision: str = 'fp32'       # 'bf16': fine-tuning under bf16 autocast, as the predictor was trained
+    lr: float = 1e-3  # peak; decays to 0 on a cosine, so the last steps average over many batches
+    replay_per_condition: int = (
+        128  # grids of every condition replayed, so the other prompts and ∅ keep what they learned
+    )
+    neutral_fraction: float = 0.5  # of each batch from the neutral grids; the rest is replay
+    guidance_dropout: float = 0.1  # P(condition → ∅) on replay grids, as the predictor was trained
+    precision: str = 'fp32'  # 'bf16': fine-tuning under bf16 autocast, as the predictor was trained
     seed: int = 0
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if not 0 < self.neutral_fraction <= 1: raise ValueError(f"neutral_fraction must be in (0, 1], got {self.neutral_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if not 0 < self.neutral_fraction <= 1:
+            raise ValueError(f"neutral_fraction must be in (0, 1], got {self.neutral_fraction}")
         if self.neutral_fraction < 1 and self.replay_per_condition < 1:
-            raise ValueError(f"replay_per_condition must be ≥ 1 when neutral_fraction < 1, got {self.replay_per_condition}")
-        if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
+            raise ValueError(
+                f"replay_per_condition must be ≥ 1 when neutral_fraction < 1, got {self.replay_per_condition}"
+            )
+        if not 0 <= self.guidance_dropout < 1:
+            raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
         for name in ('n_images', 'steps', 'batch_size'):
-            if not getattr(self, name) >= 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)!r}")
         if self.neutral_fraction < 1 and self.batch_size < 2:
-            raise ValueError(f"a batch of {self.batch_size} cannot hold neutral and replay rows (neutral_fraction < 1 needs batch_size ≥ 2)")
+            raise ValueError(
+                f"a batch of {self.batch_size} cannot hold neutral and replay rows (neutral_fraction < 1 needs batch_size ≥ 2)"
+            )
 
     def neutral_rows(self) -> int:
         "Neutral rows per batch: at least one, and at least one replay row whenever `neutral_fraction` < 1."
@@ -422,19 +694,37 @@ class CalibrationConfig:
         # so every replicate seed audits the same planted-bias models with its own IEMs, sets and samples
         base = dict(seed=p.world_seed)
         # fp32 on every preset: a fine-tuned sampler draws discrete tokens, which bf16 kernels would make CPU-dependent
-        if p.name == 'paper': base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
+        if p.name == 'paper':
+            base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
         return cls(**{**base, **changes})
 
-def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg: CalibrationConfig | None = None,
-                     cache=None, progress: bool = True):
+
+def finetune_neutral(
+    vqgm,
+    world,
+    neutral_prompt: str,
+    planted_share: float,
+    cfg: CalibrationConfig | None = None,
+    cache=None,
+    progress: bool = True,
+):
     "A copy of the world VQGM whose GPT is fine-tuned on `neutral_prompt` grids rendered with `planted_share`, with replay (cached)."
     from cortex_nb.predictor import WorldVQGM, save_gpt, load_gpt, next_token_loss, tokenize_world
-    if not isinstance(vqgm, WorldVQGM): raise TypeError(f"fine-tuning needs a WorldVQGM (tokenizer + GPT), got {type(vqgm).__name__}")
-    if not 0 <= planted_share <= 1: raise ValueError(f"planted_share must be in [0, 1], got {planted_share!r}")
+
+    if not isinstance(vqgm, WorldVQGM):
+        raise TypeError(f"fine-tuning needs a WorldVQGM (tokenizer + GPT), got {type(vqgm).__name__}")
+    if not 0 <= planted_share <= 1:
+        raise ValueError(f"planted_share must be in [0, 1], got {planted_share!r}")
     cfg = cfg or CalibrationConfig()
     cid = condition_ids([neutral_prompt], vqgm.conditions)[0]
     wcfg = world.config.replace(planted_share=float(planted_share))
-    key = {'base': vqgm_fingerprint(vqgm), 'world': wcfg, 'neutral': neutral_prompt, 'cfg': dataclasses.replace(cfg, shares=())}
+    key = {
+        'base': vqgm_fingerprint(vqgm),
+        'world': wcfg,
+        'neutral': neutral_prompt,
+        'cfg': dataclasses.replace(cfg, shares=()),
+    }
+
     def build(folder):
         w = type(world)(wcfg)
         g = seed_everything(cfg.seed)
@@ -442,166 +732,356 @@ def finetune_neutral(vqgm, world, neutral_prompt: str, planted_share: float, cfg
         toks = _neutral_world_grids(w, vqgm, neutral_prompt, cfg.n_images, cfg.seed + 99)
         seqs = vqgm.sequences([cid] * len(toks), toks)
         n_neutral = cfg.neutral_rows()
-        if n_neutral < cfg.batch_size:   # replay: every condition of the (re-planted) world, as the predictor saw them
+        if (
+            n_neutral < cfg.batch_size
+        ):  # replay: every condition of the (re-planted) world, as the predictor saw them
             rc = np.repeat(np.arange(len(w.conditions)), cfg.replay_per_condition)
-            to_vqgm = np.asarray(condition_ids(w.conditions, vqgm.conditions))   # world id → the VQGM's id, by name
+            to_vqgm = np.asarray(
+                condition_ids(w.conditions, vqgm.conditions)
+            )  # world id → the VQGM's id, by name
             replay = vqgm.sequences(to_vqgm[rc], tokenize_world(w, vqgm, rc, cfg.seed + 7, 2048))
         gpt = copy.deepcopy(vqgm.gpt).train()
         opt = torch.optim.AdamW(gpt.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.95))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / cfg.steps))
+        )
         hist = {'loss': [], 'lr': []}
-        for step in tqdm(range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False):
+        for step in tqdm(
+            range(cfg.steps), disable=not progress, desc=f'fine-tune share {planted_share}', leave=False
+        ):
             b = seqs[torch.randint(0, len(seqs), (n_neutral,), generator=g)]
             if n_neutral < cfg.batch_size:
                 r = replay[torch.randint(0, len(replay), (cfg.batch_size - n_neutral,), generator=g)]
-                if vqgm.vocab.null is not None: r[torch.rand(len(r), generator=g) < cfg.guidance_dropout, 0] = vqgm.vocab.null
+                if vqgm.vocab.null is not None:
+                    r[torch.rand(len(r), generator=g) < cfg.guidance_dropout, 0] = vqgm.vocab.null
                 b = torch.cat([b, r])
             loss = next_token_loss(gpt, b.to(dev), vqgm.codebook_size, cfg.precision)
-            opt.zero_grad(set_to_none=True); loss.backward(); torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
-            hist['lr'].append(opt.param_groups[0]['lr']); opt.step(); sched.step()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
+            hist['lr'].append(opt.param_groups[0]['lr'])
+            opt.step()
+            sched.step()
             hist['loss'].append(loss.item())
-        save_gpt(gpt.eval(), folder); write_json(folder/'history.json', hist)
+        save_gpt(gpt.eval(), folder)
+        write_json(folder / 'history.json', hist)
+
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)
     return vqgm.with_gpt(load_gpt(folder, device=model_device(vqgm.gpt)))
+
 
 @torch.no_grad()
 def reads_favoured(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     "Per grid, whether the binary IEM assigns it to label 0 (the favoured attribute) → bool (N,) on the CPU."
-    iem.eval(); cb = codebook.detach().float().to(model_device(iem))   # ids follow the codebook (embed_tokens)
-    return torch.cat([iem(embed_tokens(ids[s:s + 512], cb)).argmax(1).cpu() for s in range(0, len(ids), 512)]) == 0
+    iem.eval()
+    cb = codebook.detach().float().to(model_device(iem))  # ids follow the codebook (embed_tokens)
+    return (
+        torch.cat([iem(embed_tokens(ids[s : s + 512], cb)).argmax(1).cpu() for s in range(0, len(ids), 512)])
+        == 0
+    )
+
 
 def _favoured_share(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> float:
     "Fraction of grids the binary IEM assigns to the favoured attribute."
     return float(reads_favoured(iem, ids, codebook).float().mean())
 
+
 def _neutral_world_grids(world, vqgm, neutral_prompt: str, n: int, seed: int) -> torch.Tensor:
     "`n` world images of `neutral_prompt` (at `world`'s planted share), tokenized by `vqgm`."
     from cortex_nb.predictor import tokenize_world
-    return tokenize_world(world, vqgm, np.full(n, condition_ids([neutral_prompt], world.conditions)[0]), seed, 2048)
 
-def bias_calibration(result: BiasAuditResult, vqgm_for_share: Callable[[float], VQGM], shares: Sequence[float],
-                     codebook: torch.Tensor | None = None, n_neutral: int | None = None, progress: bool = True) -> pd.DataFrame:
+    return tokenize_world(
+        world, vqgm, np.full(n, condition_ids([neutral_prompt], world.conditions)[0]), seed, 2048
+    )
+
+
+def bias_calibration(
+    result: BiasAuditResult,
+    vqgm_for_share: Callable[[float], VQGM],
+    shares: Sequence[float],
+    codebook: torch.Tensor | None = None,
+    n_neutral: int | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
     "δ (with CI) of every attribute pair and top-n for the neutral prompt of `vqgm_for_share(s)`, for each planted share s."
-    if not len(shares): raise ValueError("need at least one planted share to calibrate on")
+    if not len(shares):
+        raise ValueError("need at least one planted share to calibrate on")
     cfg, rows = result.config, []
     for s in tqdm(list(shares), disable=not progress, desc='calibration'):
         vq = vqgm_for_share(float(s))
         ids, _ = neutral_counts(vq, {}, result.neutral_prompt, n_neutral or cfg.n_neutral, seed=cfg.seed + 1)
-        rows += _calibration_rows(result, ids, result.pairs, vq.codebook if codebook is None else codebook, 'finetuned_vqgm', s)
+        rows += _calibration_rows(
+            result, ids, result.pairs, vq.codebook if codebook is None else codebook, 'finetuned_vqgm', s
+        )
     return pd.DataFrame(rows)
 
-def _calibration_rows(result: BiasAuditResult, ids: torch.Tensor, pairs: Mapping, codebook: torch.Tensor, kind: str,
-                      share: float) -> list[dict]:
+
+def _calibration_rows(
+    result: BiasAuditResult,
+    ids: torch.Tensor,
+    pairs: Mapping,
+    codebook: torch.Tensor,
+    kind: str,
+    share: float,
+) -> list[dict]:
     "Calibration rows of one 'neutral' sample `ids`: per pair, top-n and measure, δ with its intervals, both mean counts, the IEM's share."
     cfg = result.config
-    counts = {(name, p, n): count_set_tokens(ids, result.token_sets[(name, p, n)]) for name, pair in pairs.items() for p in pair
-              for n in result.positions}
-    selection = _set_selection(result.picks, pairs, result.positions, ids, cfg, len(codebook)) if result.picks else None
-    freq = pd.concat([frequency_table(counts, pairs, result.positions, cfg, result.coverage, normalize=nz,
-                                      coverage_other=result.coverage_other, set_selection=None if nz else selection)
-                      for nz in ((False, True) if result.coverage else (False,))])
-    iem_share = {name: _favoured_share(result.iems[name], ids, codebook) for name in pairs if name in result.iems}
+    counts = {
+        (name, p, n): count_set_tokens(ids, result.token_sets[(name, p, n)])
+        for name, pair in pairs.items()
+        for p in pair
+        for n in result.positions
+    }
+    selection = (
+        _set_selection(result.picks, pairs, result.positions, ids, cfg, len(codebook))
+        if result.picks
+        else None
+    )
+    freq = pd.concat(
+        [
+            frequency_table(
+                counts,
+                pairs,
+                result.positions,
+                cfg,
+                result.coverage,
+                normalize=nz,
+                coverage_other=result.coverage_other,
+                set_selection=None if nz else selection,
+            )
+            for nz in ((False, True) if result.coverage else (False,))
+        ]
+    )
+    iem_share = {
+        name: _favoured_share(result.iems[name], ids, codebook) for name in pairs if name in result.iems
+    }
     rows = []
     for r in freq[freq.favoured].itertuples():
-        other = freq[(freq.attribute_pair == r.attribute_pair) & ~freq.favoured & (freq.top_n == r.top_n) & (freq.measure == r.measure)].iloc[0]
-        rows.append(dict(calibration=kind, planted_share=float(share), measure=r.measure, attribute_pair=r.attribute_pair,
-                         top_n=r.top_n, n_positions=r.n_positions, cliffs_delta=r.cliffs_delta, ci_low=r.ci_low, ci_high=r.ci_high,
-                         p_value=r.p_value, delta_sets_low=r.delta_sets_low, delta_sets_high=r.delta_sets_high,
-                         set_stability=r.set_stability, freq_favoured=r.mean_frequency, freq_other=other.mean_frequency,
-                         implied_share_favoured=r.implied_share, implied_share_other=other.implied_share,
-                         iem_share=iem_share.get(r.attribute_pair, np.nan), n_images=r.n_images))
+        other = freq[
+            (freq.attribute_pair == r.attribute_pair)
+            & ~freq.favoured
+            & (freq.top_n == r.top_n)
+            & (freq.measure == r.measure)
+        ].iloc[0]
+        rows.append(
+            dict(
+                calibration=kind,
+                planted_share=float(share),
+                measure=r.measure,
+                attribute_pair=r.attribute_pair,
+                top_n=r.top_n,
+                n_positions=r.n_positions,
+                cliffs_delta=r.cliffs_delta,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
+                p_value=r.p_value,
+                delta_sets_low=r.delta_sets_low,
+                delta_sets_high=r.delta_sets_high,
+                set_stability=r.set_stability,
+                freq_favoured=r.mean_frequency,
+                freq_other=other.mean_frequency,
+                implied_share_favoured=r.implied_share,
+                implied_share_other=other.implied_share,
+                iem_share=iem_share.get(r.attribute_pair, np.nan),
+                n_images=r.n_images,
+            )
+        )
     return rows
 
-def mixture_calibration(result: BiasAuditResult, vqgm: VQGM, shares: Sequence[float], n_neutral: int | None = None,
-                        codebook: torch.Tensor | None = None, seed: int | None = None) -> pd.DataFrame:
+
+def mixture_calibration(
+    result: BiasAuditResult,
+    vqgm: VQGM,
+    shares: Sequence[float],
+    n_neutral: int | None = None,
+    codebook: torch.Tensor | None = None,
+    seed: int | None = None,
+) -> pd.DataFrame:
     "δ on 'neutral' samples mixed from the two attribute prompts' own fresh samples at each share: the instrument alone, mix known exactly."
-    if not len(shares): raise ValueError("need at least one share to calibrate on")
-    if any(not 0 <= s <= 1 for s in shares): raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
+    if not len(shares):
+        raise ValueError("need at least one share to calibrate on")
+    if any(not 0 <= s <= 1 for s in shares):
+        raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
     cfg = result.config
     n, seed = n_neutral or cfg.n_neutral, cfg.seed + 7 if seed is None else seed
     cb = vqgm.codebook if codebook is None else codebook
     rows = []
     for name, (fav, oth) in result.pairs.items():
-        pool = {p: vqgm.sample([p], n, seed=seed + j).cpu().long() for j, p in enumerate((fav, oth))}   # not the IEM's training images
+        pool = {
+            p: vqgm.sample([p], n, seed=seed + j).cpu().long() for j, p in enumerate((fav, oth))
+        }  # not the IEM's training images
         for s in shares:
             k_fav = int(round(s * n))
-            ids = torch.cat([pool[fav][:k_fav], pool[oth][:n - k_fav]])
+            ids = torch.cat([pool[fav][:k_fav], pool[oth][: n - k_fav]])
             rows += _calibration_rows(result, ids, {name: (fav, oth)}, cb, 'prompt_mixture', s)
     return pd.DataFrame(rows)
 
+
 def _calibration_panels(cal: pd.DataFrame, measure: str, calibration: str | None, top_n: int | None, ax):
     "The rows to plot (one measure, one calibration, optionally one top-n), the pairs, and one axis per pair."
-    if 'measure' in cal: cal = cal[cal.measure == measure]
-    if calibration is not None: cal = cal[cal.calibration == calibration]
+    if 'measure' in cal:
+        cal = cal[cal.measure == measure]
+    if calibration is not None:
+        cal = cal[cal.calibration == calibration]
     elif 'calibration' in cal and cal.calibration.nunique() > 1:
-        raise ValueError(f"the table holds calibrations {sorted(cal.calibration.unique())}: choose one with calibration=")
-    if top_n is not None: cal = cal[cal.top_n == top_n]
-    if cal.empty: raise ValueError(f"no calibration rows with measure {measure!r}" + (f", top_n {top_n}" if top_n is not None else '')
-                                   + (f" and calibration {calibration!r}" if calibration else ''))
+        raise ValueError(
+            f"the table holds calibrations {sorted(cal.calibration.unique())}: choose one with calibration="
+        )
+    if top_n is not None:
+        cal = cal[cal.top_n == top_n]
+    if cal.empty:
+        raise ValueError(
+            f"no calibration rows with measure {measure!r}"
+            + (f", top_n {top_n}" if top_n is not None else '')
+            + (f" and calibration {calibration!r}" if calibration else '')
+        )
     pairs = list(dict.fromkeys(cal.attribute_pair))
-    axs = ax if ax is not None else plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 3.4), squeeze=False, sharey=True)[1][0]
+    axs = (
+        ax
+        if ax is not None
+        else plt.subplots(1, len(pairs), figsize=(4.3 * len(pairs), 3.4), squeeze=False, sharey=True)[1][0]
+    )
     return cal, pairs, axs
 
-def plot_calibration(cal: pd.DataFrame, measure: str = 'count', ax=None, x: str = 'planted_share', calibration: str | None = None):
+
+def plot_calibration(
+    cal: pd.DataFrame,
+    measure: str = 'count',
+    ax=None,
+    x: str = 'planted_share',
+    calibration: str | None = None,
+):
     "δ against the planted share (or the share the binary IEM sees, `x='iem_share'`), one line per (pair, top-n), with CIs."
-    if x not in ('planted_share', 'iem_share'): raise ValueError(f"x must be 'planted_share' or 'iem_share', got {x!r}")
+    if x not in ('planted_share', 'iem_share'):
+        raise ValueError(f"x must be 'planted_share' or 'iem_share', got {x!r}")
     cal, pairs, axs = _calibration_panels(cal, measure, calibration, None, ax)
     for a, name in zip(np.atleast_1d(axs), pairs):
-        for b, c in ((0.147, '0.93'), (0.33, '0.96')): a.axhspan(-b, b, color=c, zorder=0)
+        for b, c in ((0.147, '0.93'), (0.33, '0.96')):
+            a.axhspan(-b, b, color=c, zorder=0)
         for n, g in cal[cal.attribute_pair == name].groupby('top_n'):
             g = g.sort_values(x)
-            a.errorbar(g[x], g.cliffs_delta, yerr=[g.cliffs_delta - g.ci_low, g.ci_high - g.cliffs_delta],
-                       marker='o', capsize=3, label=f'top-{n}')
-        if x == 'iem_share': a.axvline(0.5, color='k', lw=0.6, ls=':')
-        a.axhline(0, color='k', lw=0.6); a.set_title(f'{name} ({measure}' + (f', {calibration})' if calibration else ')'), fontsize=9)
-        a.set_xlabel('planted share of the favoured attribute' if x == 'planted_share' else 'share the binary IEM calls favoured')
-    np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)"); np.atleast_1d(axs)[0].legend(fontsize=8)
+            a.errorbar(
+                g[x],
+                g.cliffs_delta,
+                yerr=[g.cliffs_delta - g.ci_low, g.ci_high - g.cliffs_delta],
+                marker='o',
+                capsize=3,
+                label=f'top-{n}',
+            )
+        if x == 'iem_share':
+            a.axvline(0.5, color='k', lw=0.6, ls=':')
+        a.axhline(0, color='k', lw=0.6)
+        a.set_title(f'{name} ({measure}' + (f', {calibration})' if calibration else ')'), fontsize=9)
+        a.set_xlabel(
+            'planted share of the favoured attribute'
+            if x == 'planted_share'
+            else 'share the binary IEM calls favoured'
+        )
+    np.atleast_1d(axs)[0].set_ylabel("Cliff's δ (favoured vs other)")
+    np.atleast_1d(axs)[0].legend(fontsize=8)
     return axs
+
 
 def plot_implied_shares(cal: pd.DataFrame, calibration: str | None = None, top_n: int | None = None, ax=None):
     "The favoured share each attribute's set implies, and the binary IEM's reading, against the planted share: on the diagonal when they read the mix."
     missing = [c for c in ('implied_share_favoured', 'implied_share_other', 'iem_share') if c not in cal]
-    if missing: raise ValueError(f"the calibration table has no {', '.join(missing)} column: it was written by an older cortex_nb")
-    cal, pairs, axs = _calibration_panels(cal, 'count', calibration, top_n, ax)   # both measures' rows carry the same readings
+    if missing:
+        raise ValueError(
+            f"the calibration table has no {', '.join(missing)} column: it was written by an older cortex_nb"
+        )
+    cal, pairs, axs = _calibration_panels(
+        cal, 'count', calibration, top_n, ax
+    )  # both measures' rows carry the same readings
     for a, name in zip(np.atleast_1d(axs), pairs):
         a.plot([0, 1], [0, 1], color='0.6', lw=0.8, ls='--', zorder=0)
         g_pair = cal[cal.attribute_pair == name].sort_values('planted_share')
         for i, (n, g) in enumerate(g_pair.groupby('top_n')):
-            a.plot(g.planted_share, g.implied_share_favoured, marker='o', color=f'C{i}', label=f'top-{n}: favoured set')
-            a.plot(g.planted_share, g.implied_share_other, marker='s', ls=':', color=f'C{i}', label=f'top-{n}: other set')
+            a.plot(
+                g.planted_share,
+                g.implied_share_favoured,
+                marker='o',
+                color=f'C{i}',
+                label=f'top-{n}: favoured set',
+            )
+            a.plot(
+                g.planted_share,
+                g.implied_share_other,
+                marker='s',
+                ls=':',
+                color=f'C{i}',
+                label=f'top-{n}: other set',
+            )
         iem = g_pair.drop_duplicates('planted_share')
         a.plot(iem.planted_share, iem.iem_share, marker='x', color='k', lw=0.8, label='binary IEM')
         a.set_title(f'{name}' + (f' ({calibration})' if calibration else ''), fontsize=9)
         a.set_xlabel('planted share of the favoured attribute')
-    np.atleast_1d(axs)[0].set_ylabel('favoured share read'); np.atleast_1d(axs)[0].legend(fontsize=7)
+    np.atleast_1d(axs)[0].set_ylabel('favoured share read')
+    np.atleast_1d(axs)[0].legend(fontsize=7)
     return axs
 
 # %% ../nbs/18_bias_audit.ipynb #484cbfc8
-def iem_share_readings(iems: Mapping[str, nn.Module], vqgm, world, neutral_prompt: str, shares: Sequence[float] = (0.5, 0.8, 0.95),
-                       guidance_scales: Sequence[float] = (), n: int = 1000, seed: int = 0) -> pd.DataFrame:
+def iem_share_readings(
+    iems: Mapping[str, nn.Module],
+    vqgm,
+    world,
+    neutral_prompt: str,
+    shares: Sequence[float] = (0.5, 0.8, 0.95),
+    guidance_scales: Sequence[float] = (),
+    n: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     "Share each binary IEM calls favoured among world images rendered at each planted share, and among the VQGM's samples per guidance scale."
-    if any(not 0 <= s <= 1 for s in shares): raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
-    if n < 1: raise ValueError(f"need at least one image per reading, got n = {n}")
-    if not iems: raise ValueError("no binary IEMs to read with")
-    if not len(shares) and not len(guidance_scales): raise ValueError("nothing to read: give planted shares and/or guidance scales")
+    if any(not 0 <= s <= 1 for s in shares):
+        raise ValueError(f"shares must be in [0, 1], got {list(shares)}")
+    if n < 1:
+        raise ValueError(f"need at least one image per reading, got n = {n}")
+    if not iems:
+        raise ValueError("no binary IEMs to read with")
+    if not len(shares) and not len(guidance_scales):
+        raise ValueError("nothing to read: give planted shares and/or guidance scales")
     rows = []
     for s in shares:
         w = type(world)(world.config.replace(planted_share=float(s)))
         ids = _neutral_world_grids(w, vqgm, neutral_prompt, n, seed)
-        rows += [dict(source='world', planted_share=float(s), guidance_scale=np.nan, attribute_pair=name,
-                      iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
+        rows += [
+            dict(
+                source='world',
+                planted_share=float(s),
+                guidance_scale=np.nan,
+                attribute_pair=name,
+                iem_share=_favoured_share(iem, ids, vqgm.codebook),
+                n_images=n,
+            )
+            for name, iem in iems.items()
+        ]
     for gs in guidance_scales:
         ids = vqgm.sample([neutral_prompt], n, seed=seed + 1, guidance_scale=gs).cpu().long()
-        rows += [dict(source='vqgm', planted_share=float(world.config.planted_share), guidance_scale=float(gs), attribute_pair=name,
-                      iem_share=_favoured_share(iem, ids, vqgm.codebook), n_images=n) for name, iem in iems.items()]
+        rows += [
+            dict(
+                source='vqgm',
+                planted_share=float(world.config.planted_share),
+                guidance_scale=float(gs),
+                attribute_pair=name,
+                iem_share=_favoured_share(iem, ids, vqgm.codebook),
+                n_images=n,
+            )
+            for name, iem in iems.items()
+        ]
     return pd.DataFrame(rows)
 
 # %% ../nbs/18_bias_audit.ipynb #fcc46fcb
-def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = None,
-                   calibration: CalibrationConfig | None = None, progress: bool = True, sampling=None):
+def run_bias_audit(
+    preset='tiny',
+    cache=None,
+    config: BiasAuditConfig | None = None,
+    calibration: CalibrationConfig | None = None,
+    progress: bool = True,
+    sampling=None,
+):
     "Audit the preset's world VQGM (its own sampler unless `sampling`) and calibrate (fine-tuned VQGMs and prompt mixtures) → (vqgm, result, calibration)."
     from cortex_nb.predictor import build_world_vqgm
     from cortex_nb.tokenizer import world_for_preset
+
     cache = _cache(cache)
     vqgm = build_world_vqgm(preset, cache, sampling=sampling, progress=progress)
     world = world_for_preset(preset)
@@ -610,14 +1090,36 @@ def run_bias_audit(preset='tiny', cache=None, config: BiasAuditConfig | None = N
     ccfg = calibration or CalibrationConfig.for_preset(preset)
     t0 = time.time()
     # the sweep's table is cached under everything it is computed from (a second run reads it back)
-    key = {'vqgm': vqgm_fingerprint(vqgm), 'world': world.config, 'neutral': neutral, 'audit': res.config, 'calibration': ccfg,
-           'picks': res.picks, 'coverage': res.coverage, 'iems': res.iems,   # the picks and res.config make the token sets
-           'token_sets': 'token_sets.concept_token_sets',                    # …by this rule (every pick counts)
-           'coverage_other': res.coverage_other,                             # …and the sets' counts on the other prompt's images
-           'readings': 'implied_share'}   # rows carry each set's implied share (tables cached before lack the columns)
-    cal = cached_frame(cache, 'bias_calibration', key, lambda: pd.concat(
-        [bias_calibration(res, lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress), ccfg.shares,
-                          codebook=vqgm.codebook, progress=progress),
-         mixture_calibration(res, vqgm, ccfg.shares)], ignore_index=True))
+    key = {
+        'vqgm': vqgm_fingerprint(vqgm),
+        'world': world.config,
+        'neutral': neutral,
+        'audit': res.config,
+        'calibration': ccfg,
+        'picks': res.picks,
+        'coverage': res.coverage,
+        'iems': res.iems,  # the picks and res.config make the token sets
+        'token_sets': 'token_sets.concept_token_sets',  # …by this rule (every pick counts)
+        'coverage_other': res.coverage_other,  # …and the sets' counts on the other prompt's images
+        'readings': 'implied_share',
+    }  # rows carry each set's implied share (tables cached before lack the columns)
+    cal = cached_frame(
+        cache,
+        'bias_calibration',
+        key,
+        lambda: pd.concat(
+            [
+                bias_calibration(
+                    res,
+                    lambda s: finetune_neutral(vqgm, world, neutral, s, ccfg, cache, progress),
+                    ccfg.shares,
+                    codebook=vqgm.codebook,
+                    progress=progress,
+                ),
+                mixture_calibration(res, vqgm, ccfg.shares),
+            ],
+            ignore_index=True,
+        ),
+    )
     res.seconds['calibration'] = time.time() - t0
     return vqgm, res, cal

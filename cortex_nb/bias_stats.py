@@ -18,12 +18,15 @@ __all__ = ['ROMANO_THRESHOLDS', 'cliffs_delta', 'romano_magnitude', 'paper_scale
 def _as_sample(a, name: str) -> np.ndarray:
     "A float array of observations; rejects empty, NaN and infinite input with a clear message."
     a = np.asarray(a, dtype=float)
-    if a.ndim == 0: raise ValueError(f"{name} must be a sequence of observations, got the scalar {a.item()!r}")
-    if a.size == 0: raise ValueError(f"{name} is empty: Cliff's delta needs at least one observation per group")
+    if a.ndim == 0:
+        raise ValueError(f"{name} must be a sequence of observations, got the scalar {a.item()!r}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty: Cliff's delta needs at least one observation per group")
     if not np.isfinite(a).all():
         bad = a[~np.isfinite(a)][:3]
         raise ValueError(f"{name} contains non-finite values {bad.tolist()}: drop or impute them first")
     return a
+
 
 def cliffs_delta(x, y, axis: int = -1) -> float | np.ndarray:
     "Cliff's δ = P(X > Y) − P(X < Y), exact with ties, through the Mann–Whitney U statistic (ranks)."
@@ -31,25 +34,28 @@ def cliffs_delta(x, y, axis: int = -1) -> float | np.ndarray:
     nx, ny = x.shape[axis], y.shape[axis]
     ranks = stats.rankdata(np.concatenate([x, y], axis=axis), axis=axis)
     rx = np.take(ranks, np.arange(nx), axis=axis).sum(axis=axis)
-    u = rx - nx * (nx + 1) / 2.0          # = #(x > y) + 0.5 #(x == y)
+    u = rx - nx * (nx + 1) / 2.0  # = #(x > y) + 0.5 #(x == y)
     d = 2.0 * u / (nx * ny) - 1.0
     return float(d) if np.ndim(d) == 0 else d
 
 # %% ../nbs/17_bias_stats.ipynb #056350f0
 ROMANO_THRESHOLDS = ((0.147, 'negligible'), (0.33, 'small'), (0.474, 'medium'))
 
+
 def romano_magnitude(delta: float) -> str:
     "Romano's label for |δ|: negligible, small, medium or large."
     if not np.isfinite(delta) or abs(delta) > 1 + 1e-12:
         raise ValueError(f"Cliff's delta must be a finite number in [-1, 1], got {delta!r}")
     for bound, label in ROMANO_THRESHOLDS:
-        if abs(delta) < bound: return label
+        if abs(delta) < bound:
+            return label
     return 'large'
 
 # %% ../nbs/17_bias_stats.ipynb #23e1b42c
 def paper_scale(delta):
     "A standard Cliff's δ (±1) on the paper's printed half scale of eq. 15 (±0.5): δ / 2."
     return np.asarray(delta, dtype=float) / 2 if np.ndim(delta) else float(delta) / 2
+
 
 def standard_scale(printed):
     "A Cliff's δ as eq. 15 prints it (half scale, ±0.5) on the standard scale (±1): 2 × printed."
@@ -59,6 +65,7 @@ def standard_scale(printed):
 @dataclass(frozen=True)
 class CliffsDeltaResult:
     "Cliff's δ of X vs Y with its bootstrap CI, Mann–Whitney p-value and Romano label."
+
     delta: float
     ci_low: float
     ci_high: float
@@ -70,35 +77,73 @@ class CliffsDeltaResult:
     note: str = ''
 
     @property
-    def ci_width(self) -> float: return self.ci_high - self.ci_low
-    @property
-    def ci_excludes_zero(self) -> bool: return self.ci_low > 0 or self.ci_high < 0
-    def to_dict(self) -> dict: return {**asdict(self), 'ci_width': self.ci_width}
+    def ci_width(self) -> float:
+        return self.ci_high - self.ci_low
 
-def cliffs_delta_ci(x, y, n_resamples: int = 2000, confidence_level: float = 0.95,
-                    seed: int = 0, method: str = 'percentile', paired: bool = False) -> tuple[float, float]:
+    @property
+    def ci_excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), 'ci_width': self.ci_width}
+
+
+def cliffs_delta_ci(
+    x,
+    y,
+    n_resamples: int = 2000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+    method: str = 'percentile',
+    paired: bool = False,
+) -> tuple[float, float]:
     "Seeded bootstrap confidence interval of Cliff's δ (groups resampled independently, or as (xᵢ, yᵢ) pairs with `paired`)."
     x, y = _as_sample(x, 'x'), _as_sample(y, 'y')
-    if x.ndim != 1 or y.ndim != 1: raise ValueError(f"x and y must be 1-D, got shapes {x.shape} and {y.shape}")
-    if paired and x.size != y.size: raise ValueError(f"paired resampling needs one x and one y per unit, got {x.size} and {y.size} values")
-    if not 0 < confidence_level < 1: raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
-    if np.ptp(np.concatenate([x, y])) == 0: return 0.0, 0.0        # all values equal: δ = 0 in every resample
-    batch = max(1, int(2e6 // (x.size + y.size)))                    # bound memory of the rank matrix
-    res = stats.bootstrap((x, y), cliffs_delta, n_resamples=n_resamples, batch=batch, vectorized=True,
-                          paired=paired, confidence_level=confidence_level, method=method,
-                          rng=np.random.default_rng(seed))
+    if x.ndim != 1 or y.ndim != 1:
+        raise ValueError(f"x and y must be 1-D, got shapes {x.shape} and {y.shape}")
+    if paired and x.size != y.size:
+        raise ValueError(
+            f"paired resampling needs one x and one y per unit, got {x.size} and {y.size} values"
+        )
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level}")
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 0.0, 0.0  # all values equal: δ = 0 in every resample
+    batch = max(1, int(2e6 // (x.size + y.size)))  # bound memory of the rank matrix
+    res = stats.bootstrap(
+        (x, y),
+        cliffs_delta,
+        n_resamples=n_resamples,
+        batch=batch,
+        vectorized=True,
+        paired=paired,
+        confidence_level=confidence_level,
+        method=method,
+        rng=np.random.default_rng(seed),
+    )
     lo, hi = res.confidence_interval
     return float(lo), float(hi)
+
 
 def mannwhitney_p(x, y) -> float:
     "Two-sided Mann–Whitney U p-value (1.0 when every observation is equal)."
     x, y = _as_sample(x, 'x'), _as_sample(y, 'y')
-    if np.ptp(np.concatenate([x, y])) == 0: return 1.0
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0
     return float(stats.mannwhitneyu(x, y, alternative='two-sided').pvalue)
 
-def cliffs_delta_test(x, y, n_resamples: int = 2000, confidence_level: float = 0.95, seed: int = 0,
-                      method: str = 'percentile', min_samples: int = 20, max_ci_width: float = 0.5,
-                      warn: bool = True) -> CliffsDeltaResult:
+
+def cliffs_delta_test(
+    x,
+    y,
+    n_resamples: int = 2000,
+    confidence_level: float = 0.95,
+    seed: int = 0,
+    method: str = 'percentile',
+    min_samples: int = 20,
+    max_ci_width: float = 0.5,
+    warn: bool = True,
+) -> CliffsDeltaResult:
     "Cliff's δ with bootstrap CI, p-value and Romano label; flags (and warns about) underpowered comparisons."
     x, y = _as_sample(x, 'x').ravel(), _as_sample(y, 'y').ravel()
     d = cliffs_delta(x, y)
@@ -111,5 +156,6 @@ def cliffs_delta_test(x, y, n_resamples: int = 2000, confidence_level: float = 0
     note = '; '.join(problems)
     if note and warn:
         warnings.warn(f"Cliff's delta = {d:.3f} is not informative: {note}", UserWarning, stacklevel=2)
-    return CliffsDeltaResult(d, lo, hi, mannwhitney_p(x, y), int(x.size), int(y.size),
-                             romano_magnitude(d), not problems, note)
+    return CliffsDeltaResult(
+        d, lo, hi, mannwhitney_p(x, y), int(x.size), int(y.size), romano_magnitude(d), not problems, note
+    )

@@ -12,8 +12,16 @@ import nbformat
 from tqdm.auto import tqdm
 
 import cortex_nb
-from .core import (get_preset, run_preset, PRESETS, atomic_path, atomic_write, write_json, default_cache_dir,
-                            machine_description)
+from cortex_nb.core import (
+    get_preset,
+    run_preset,
+    PRESETS,
+    atomic_path,
+    atomic_write,
+    write_json,
+    default_cache_dir,
+    machine_description,
+)
 from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS, DALLE_CLAIM_CHECKS
 
 # %% auto #0
@@ -26,195 +34,304 @@ __all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PA
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
     "The `paper_figures/` folder of the repository this package was installed from."
-    return Path(cortex_nb.__file__).resolve().parent.parent/'paper_figures'
+    return Path(cortex_nb.__file__).resolve().parent.parent / 'paper_figures'
+
 
 def figures_out_dir(out_dir: str | os.PathLike) -> Path:
     "A reproduction notebook's output folder, created: a relative `out_dir` is from the repository root, also when the notebook is opened in Jupyter from `paper_figures/`."
     out = Path(out_dir)
-    if not out.is_absolute() and not Path('paper_figures').is_dir(): out = '..'/out
+    if not out.is_absolute() and not Path('paper_figures').is_dir():
+        out = '..' / out
     out.mkdir(parents=True, exist_ok=True)
     return out
+
 
 def list_notebooks(folder: str | os.PathLike, only: list[str] | None = None) -> list[Path]:
     "The reproduction notebooks in `folder`, in name order (optionally only those named in `only`)."
     folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"No notebooks folder at {folder}")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No notebooks folder at {folder}")
     nbs = sorted(p for p in folder.glob('*.ipynb') if not p.name.startswith(('.', '_')))
     if only:
         names = {p.stem: p for p in nbs}
         unknown = [o for o in only if Path(o).stem not in names]
-        if unknown: raise ValueError(f"Unknown notebook(s) {unknown}; known: {sorted(names)}")
+        if unknown:
+            raise ValueError(f"Unknown notebook(s) {unknown}; known: {sorted(names)}")
         nbs = [names[Path(o).stem] for o in only]
-    if not nbs: raise FileNotFoundError(f"No notebooks in {folder}")
+    if not nbs:
+        raise FileNotFoundError(f"No notebooks in {folder}")
     return nbs
 
 # %% ../nbs/90_cli.ipynb #32a30686
 def library_fingerprint() -> str:
     "A digest of the installed cortex_nb source files."
     h = hashlib.sha256()
-    for p in sorted(Path(cortex_nb.__file__).parent.glob('*.py')): h.update(p.name.encode()); h.update(p.read_bytes())
+    for p in sorted(Path(cortex_nb.__file__).parent.glob('*.py')):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
     return h.hexdigest()[:16]
+
 
 def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
     "A digest of a notebook's cell sources, the parameters it runs with, and the library."
     nb = nbformat.read(str(path), as_version=4)
     cells = [(c.cell_type, c.source) for c in nb.cells]
-    blob = json.dumps({'cells': cells, 'parameters': parameters, 'library': library_fingerprint()}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {'cells': cells, 'parameters': parameters, 'library': library_fingerprint()},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 # %% ../nbs/90_cli.ipynb #5a88905f
 REQUIRED_PARAMETERS = ('preset', 'out_dir', 'cache_dir', 'seed')
 
+
 def parameter_names(path: str | os.PathLike) -> set[str] | None:
     "The names notebook `path`'s cell tagged `parameters` sets (None: it has no such cell)."
     import ast
+
     nb = nbformat.read(str(path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
-    if not cells: return None
-    return {t.id for node in ast.walk(ast.parse(cells[0].source)) if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)}
+    if not cells:
+        return None
+    return {
+        t.id
+        for node in ast.walk(ast.parse(cells[0].source))
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
+
 
 def check_parameters_cell(path: str | os.PathLike, names: set[str] | None = None) -> set[str]:
     "The names notebook `path`'s `parameters` cell sets (`names`, if already read); raise unless it sets preset, out_dir, cache_dir and seed."
     names = parameter_names(path) if names is None else names
     if names is None:
-        raise ValueError(f"{Path(path).name} has no cell tagged 'parameters': papermill would run it with its own "
-                         f"defaults (output folder, cache), not the ones given")
+        raise ValueError(
+            f"{Path(path).name} has no cell tagged 'parameters': papermill would run it with its own "
+            f"defaults (output folder, cache), not the ones given"
+        )
     missing = [n for n in REQUIRED_PARAMETERS if n not in names]
-    if missing: raise ValueError(f"{Path(path).name}: its parameters cell does not set {missing}")
+    if missing:
+        raise ValueError(f"{Path(path).name}: its parameters cell does not set {missing}")
     return names
 
 # %% ../nbs/90_cli.ipynb #86a249bf
 class NotebookFailed(RuntimeError):
     "A reproduction notebook raised: names the notebook, the error and where its executed copy is."
 
+
 @dataclass
 class NotebookRun:
     "What happened to one notebook of a reproduction."
+
     name: str
-    status: str          # 'ran', 'skipped' or 'failed'
+    status: str  # 'ran', 'skipped' or 'failed'
     seconds: float = 0.0
     output: Path | None = None
 
-def run_notebook(path: Path, out_dir: Path, parameters: dict, kernel_name: str = 'python3', cwd: Path | None = None) -> Path:
+
+def run_notebook(
+    path: Path, out_dir: Path, parameters: dict, kernel_name: str = 'python3', cwd: Path | None = None
+) -> Path:
     "Execute one notebook with papermill into `out_dir/NAME.ipynb`; raise `NotebookFailed` on error."
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
-    target = out_dir/path.name
-    failed = out_dir/f'{path.stem}.failed.ipynb'
+
+    target = out_dir / path.name
+    failed = out_dir / f'{path.stem}.failed.ipynb'
     with atomic_path(target) as tmp:
-        tmp_nb = tmp.with_suffix('.ipynb'); tmp.unlink()
+        tmp_nb = tmp.with_suffix('.ipynb')
+        tmp.unlink()
         try:
-            pm.execute_notebook(str(path), str(tmp_nb), parameters=parameters, kernel_name=kernel_name,
-                                progress_bar=False, cwd=str(cwd) if cwd else None)
+            pm.execute_notebook(
+                str(path),
+                str(tmp_nb),
+                parameters=parameters,
+                kernel_name=kernel_name,
+                progress_bar=False,
+                cwd=str(cwd) if cwd else None,
+            )
         except PapermillExecutionError as e:
-            if tmp_nb.exists(): os.replace(tmp_nb, failed)
-            raise NotebookFailed(f"{path.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                                 f"  the executed notebook is kept at {failed}") from None
+            if tmp_nb.exists():
+                os.replace(tmp_nb, failed)
+            raise NotebookFailed(
+                f"{path.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                f"  the executed notebook is kept at {failed}"
+            ) from None
         except BaseException:
-            if tmp_nb.exists(): tmp_nb.unlink()
+            if tmp_nb.exists():
+                tmp_nb.unlink()
             raise
         os.replace(tmp_nb, tmp)
-    if failed.exists(): failed.unlink()
+    if failed.exists():
+        failed.unlink()
     return target
 
 # %% ../nbs/90_cli.ipynb #937a8d76
-VQGAN_NOTEBOOKS = ('01_vqgan', '02_iem', '03_sample_level', '04_codebook_level', '06_explorer')   # run on a taming VQGAN; 01_vqgan on nothing else
-VQGAN_NOT_WIRED = ("on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5, Fig. 5 and the "
-                   f"explorer ({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, "
-                   "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) run on the "
-                   "concept world only")
+VQGAN_NOTEBOOKS = (
+    '01_vqgan',
+    '02_iem',
+    '03_sample_level',
+    '04_codebook_level',
+    '06_explorer',
+)  # run on a taming VQGAN; 01_vqgan on nothing else
+VQGAN_NOT_WIRED = (
+    "on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5, Fig. 5 and the "
+    f"explorer ({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, "
+    "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) run on the "
+    "concept world only"
+)
 
-PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')   # files and folders the notebooks read
+PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')  # files and folders the notebooks read
+
 
 def run_parameters(extra: dict | None) -> dict:
     "The extra notebook parameters of a run: not the four `reproduce` sets itself, paths absolute, tuples as lists."
     extra = dict(extra or {})
     clash = sorted(set(extra) & set(REQUIRED_PARAMETERS))
-    if clash: raise ValueError(f"{clash} are set by reproduce itself (--preset, --out, --cache-dir, --seed), not as notebook parameters")
-    for k in PATH_PARAMETERS:   # the notebooks run from the repository root, not from the caller's directory
-        if extra.get(k): extra[k] = str(Path(extra[k]).expanduser().resolve())
+    if clash:
+        raise ValueError(
+            f"{clash} are set by reproduce itself (--preset, --out, --cache-dir, --seed), not as notebook parameters"
+        )
+    for k in PATH_PARAMETERS:  # the notebooks run from the repository root, not from the caller's directory
+        if extra.get(k):
+            extra[k] = str(Path(extra[k]).expanduser().resolve())
     # papermill writes a tuple into a notebook as the string of it: lists survive
-    as_lists = lambda v: [as_lists(x) for x in v] if isinstance(v, (list, tuple)) else {k: as_lists(x) for k, x in v.items()} if isinstance(v, dict) else v
+    as_lists = lambda v: (
+        [as_lists(x) for x in v]
+        if isinstance(v, (list, tuple))
+        else {k: as_lists(x) for k, x in v.items()}
+        if isinstance(v, dict)
+        else v
+    )
     return {k: as_lists(v) for k, v in extra.items()}
+
 
 def input_stamp(path) -> list:
     "Size and modification time of a file, or of every file under a folder: what a checkpoint's replacement changes."
     p = Path(path)
     files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p] if p.exists() else []
-    return [[str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    return [
+        [str(f.relative_to(p)) if p.is_dir() else f.name, f.stat().st_size, f.stat().st_mtime_ns]
+        for f in files
+    ]
+
 
 def check_run_inputs(parameters: dict) -> None:
     "Before anything runs: a VQGAN run's evaluators have their pretrained weights on disk, and a min-dalle folder is one."
     if parameters.get('vqgan_ckpt'):
         from cortex_nb.evaluators import PAPER_EVALUATORS, TORCHVISION_ARCHS, torchvision_checkpoint_path
+
         names = parameters.get('evaluator_names') or list(PAPER_EVALUATORS)
         bad = [a for a in names if a not in TORCHVISION_ARCHS]
-        if bad: raise ValueError(f"unknown evaluator(s) {bad}; a VQGAN run takes torchvision's {sorted(TORCHVISION_ARCHS)}")
-        missing = [str(torchvision_checkpoint_path(a)) for a in names if not torchvision_checkpoint_path(a).exists()]
-        if missing: raise FileNotFoundError(f"pretrained evaluator weights not found: {missing} (cortex_nb never downloads; "
-                                            "see evaluators.load_torchvision_evaluator, or pick others with --evaluators)")
+        if bad:
+            raise ValueError(
+                f"unknown evaluator(s) {bad}; a VQGAN run takes torchvision's {sorted(TORCHVISION_ARCHS)}"
+            )
+        missing = [
+            str(torchvision_checkpoint_path(a)) for a in names if not torchvision_checkpoint_path(a).exists()
+        ]
+        if missing:
+            raise FileNotFoundError(
+                f"pretrained evaluator weights not found: {missing} (cortex_nb never downloads; "
+                "see evaluators.load_torchvision_evaluator, or pick others with --evaluators)"
+            )
     if parameters.get('min_dalle_dir'):
         from cortex_nb.text_to_image import find_model_dir
+
         find_model_dir(parameters['min_dalle_dir'])
+
 
 def run_backbone(preset: str, parameters: dict) -> str:
     "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."
     given = [k for k in ('vqgan_config', 'vqgan_ckpt') if parameters.get(k)]
-    if len(given) == 1: raise ValueError(f"a VQGAN needs both --vqgan-config and --vqgan-ckpt; only {given[0]} was given")
-    if given: return 'vqgan'
+    if len(given) == 1:
+        raise ValueError(f"a VQGAN needs both --vqgan-config and --vqgan-ckpt; only {given[0]} was given")
+    if given:
+        return 'vqgan'
     if get_preset(preset).name == 'paper':
-        raise ValueError("--preset paper explains the paper's VQGAN: pass --vqgan-config and --vqgan-ckpt "
-                         "(the concept world at the paper's sizes is not the paper's setting)")
+        raise ValueError(
+            "--preset paper explains the paper's VQGAN: pass --vqgan-config and --vqgan-ckpt "
+            "(the concept world at the paper's sizes is not the paper's setting)"
+        )
     return 'world'
+
 
 def run_out_dir(preset: str, backbone: str, parameters: dict, seed: int | None = None) -> str:
     "The default output folder: `paper_figures/out/PRESET`, beside it what would overwrite the world run of the same preset."
-    suffix = (('-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else '')   # a small preset on a VQGAN
-              + ('-dalle' if backbone == 'world' and parameters.get('min_dalle_dir') else '')     # the world with DALL-E mini's audit
-              + ('-retrained' if backbone == 'world' and parameters.get('retrain_vqgm') else '')  # not the shipped VQGM
-              + ('' if seed is None else f'-seed{seed}'))
+    suffix = (
+        (
+            '-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else ''
+        )  # a small preset on a VQGAN
+        + (
+            '-dalle' if backbone == 'world' and parameters.get('min_dalle_dir') else ''
+        )  # the world with DALL-E mini's audit
+        + (
+            '-retrained' if backbone == 'world' and parameters.get('retrain_vqgm') else ''
+        )  # not the shipped VQGM
+        + ('' if seed is None else f'-seed{seed}')
+    )
     return f'paper_figures/out/{preset}{suffix}'
+
 
 def backbone_notebooks(paths: list[Path], backbone: str, parameters: dict | None = None) -> list[Path]:
     "The notebooks of `paths` for `backbone` ('vqgan': `VQGAN_NOTEBOOKS`, and the bias audit given a `min_dalle_dir`; 'world': all but 01_vqgan)."
     vqgan = set(VQGAN_NOTEBOOKS) | ({'05_bias_audit'} if (parameters or {}).get('min_dalle_dir') else set())
     kept = [p for p in paths if (p.stem in vqgan if backbone == 'vqgan' else p.stem != '01_vqgan')]
-    if not kept: raise ValueError(f"none of {[p.stem for p in paths]} runs on the {backbone}")
+    if not kept:
+        raise ValueError(f"none of {[p.stem for p in paths]} runs on the {backbone}")
     return kept
 
-def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebooks: str | os.PathLike | None = None,
-              cache_dir: str | None = None, only: list[str] | None = None, force: bool = False,
-              extra_parameters: dict | None = None, kernel_name: str = 'python3', progress: bool = True,
-              seed: int | None = None) -> list[NotebookRun]:
+
+def reproduce(
+    preset: str = 'tiny',
+    out: str | os.PathLike | None = None,
+    notebooks: str | os.PathLike | None = None,
+    cache_dir: str | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+    extra_parameters: dict | None = None,
+    kernel_name: str = 'python3',
+    progress: bool = True,
+    seed: int | None = None,
+) -> list[NotebookRun]:
     "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
     extra = run_parameters(extra_parameters)
     backbone = run_backbone(preset, extra)
     if backbone == 'vqgan' and extra.get('retrain_vqgm'):
-        raise ValueError("--retrain-vqgm retrains the concept world's VQGM; a VQGAN run explains the checkpoint it is given")
+        raise ValueError(
+            "--retrain-vqgm retrains the concept world's VQGM; a VQGAN run explains the checkpoint it is given"
+        )
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     folder = notebooks or default_notebooks_dir()
     run_paths = backbone_notebooks(list_notebooks(folder), backbone, extra)
     paths = run_paths
     if only:
-        picked = {p.stem for p in list_notebooks(folder, only)}   # refuses names not in the folder
+        picked = {p.stem for p in list_notebooks(folder, only)}  # refuses names not in the folder
         outside = sorted(picked - {p.stem for p in run_paths})
-        if outside: raise ValueError(f"notebook(s) {outside} do not run on the {backbone}; this run's: {[p.stem for p in run_paths]}")
+        if outside:
+            raise ValueError(
+                f"notebook(s) {outside} do not run on the {backbone}; this run's: {[p.stem for p in run_paths]}"
+            )
         paths = [p for p in run_paths if p.stem in picked]
     names = {p: parameter_names(p) for p in run_paths}
     declared = {p: check_parameters_cell(p, names[p]) for p in paths}
     # a parameter meant for a notebook this --only leaves out is fine; one that no notebook of the run takes is a typo
     unknown = sorted(set(extra) - set().union(*(n or set() for n in names.values())))
-    if unknown: raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
+    if unknown:
+        raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
     check_run_inputs(extra)
     out = Path(out or run_out_dir(preset, backbone, extra, seed)).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **extra}
-    state_dir = out/'.state'; state_dir.mkdir(exist_ok=True)
-    machine = machine_description()   # bf16 kernels differ between CPUs, and so do the trained artifacts
+    state_dir = out / '.state'
+    state_dir.mkdir(exist_ok=True)
+    machine = machine_description()  # bf16 kernels differ between CPUs, and so do the trained artifacts
     runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
     for path in bar:
         bar.set_postfix_str(path.stem)
@@ -222,236 +339,448 @@ def reproduce(preset: str = 'tiny', out: str | os.PathLike | None = None, notebo
         nb_parameters = {k: v for k, v in parameters.items() if k in declared[path]}
         # a checkpoint replaced at the same path re-runs what reads it
         stamps = {k: input_stamp(v) for k, v in nb_parameters.items() if k in PATH_PARAMETERS}
-        key, state = notebook_fingerprint(path, {**nb_parameters, **({'input_stamps': stamps} if stamps else {})}), state_dir/f'{path.stem}.json'
+        key, state = (
+            notebook_fingerprint(path, {**nb_parameters, **({'input_stamps': stamps} if stamps else {})}),
+            state_dir / f'{path.stem}.json',
+        )
         done = json.loads(state.read_text()) if state.exists() else {}
-        if not force and done.get('fingerprint') == key and (out/path.name).exists():
-            runs.append(NotebookRun(path.stem, 'skipped', 0.0, out/path.name)); continue
+        if not force and done.get('fingerprint') == key and (out / path.name).exists():
+            runs.append(NotebookRun(path.stem, 'skipped', 0.0, out / path.name))
+            continue
         t0 = time.time()
-        try: target = run_notebook(path, out, nb_parameters, kernel_name, cwd=path.parent.parent)
+        try:
+            target = run_notebook(path, out, nb_parameters, kernel_name, cwd=path.parent.parent)
         except NotebookFailed:
-            if state.exists(): state.unlink()
+            if state.exists():
+                state.unlink()
             raise
         runs.append(NotebookRun(path.stem, 'ran', time.time() - t0, target))
-        write_json(state, {'fingerprint': key, 'seconds': runs[-1].seconds, 'parameters': nb_parameters, 'machine': machine})
-    write_json(out/'runs.json', [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs])
+        write_json(
+            state,
+            {
+                'fingerprint': key,
+                'seconds': runs[-1].seconds,
+                'parameters': nb_parameters,
+                'machine': machine,
+            },
+        )
+    write_json(
+        out / 'runs.json',
+        [{'name': r.name, 'status': r.status, 'seconds': round(r.seconds, 1)} for r in runs],
+    )
     if backbone == 'vqgan':
         audited = bool(parameters.get('min_dalle_dir'))
-        write_report(out, preset, checks=VQGAN_CLAIM_CHECKS + (DALLE_CLAIM_CHECKS if audited else []),
-                     note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
-                          "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's."
-                          + ("" if audited else " Tables 3-4 (the bias audit of DALL-E mini) were not run: give --min-dalle DIR."))
-    else: write_report(out, preset)
+        write_report(
+            out,
+            preset,
+            checks=VQGAN_CLAIM_CHECKS + (DALLE_CLAIM_CHECKS if audited else []),
+            note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
+            "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's."
+            + (
+                ""
+                if audited
+                else " Tables 3-4 (the bias audit of DALL-E mini) were not run: give --min-dalle DIR."
+            ),
+        )
+    else:
+        write_report(out, preset)
     return runs
 
 # %% ../nbs/90_cli.ipynb #43c4d7f5
 def _flops(fn) -> int:
     "FLOPs of one call of `fn`, counted on the meta device."
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter: fn()
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
     return counter.get_total_flops()
+
 
 def _meta_flops(build, *shape) -> int:
     import torch
-    with torch.device('meta'): model = build().eval()
+
+    with torch.device('meta'):
+        model = build().eval()
     return _flops(lambda: model(torch.empty(*shape, device='meta')))
 
-def plan_paper_run(vqgan_config, vqgan_ckpt, preset: str = 'paper', tflops: float = 100.0,
-                   tis_images_per_class: int | None = None, edit_images: int = 500, edit_steps: int = 5000) -> 'pd.DataFrame':
+
+def plan_paper_run(
+    vqgan_config,
+    vqgan_ckpt,
+    preset: str = 'paper',
+    tflops: float = 100.0,
+    tis_images_per_class: int | None = None,
+    edit_images: int = 500,
+    edit_steps: int = 5000,
+) -> 'pd.DataFrame':
     "Check the paper run's inputs and tabulate its steps: items, storage and counted compute."
     import zipfile, pandas as pd, torch
     from cortex_nb.taming import parse_taming_config
     from cortex_nb.predictor import GPT, GPTConfig
     from cortex_nb.iem import build_iem
     from cortex_nb.iem_training import TrainConfig
+
     p = get_preset(preset)
     for what, path in (('VQGAN config', vqgan_config), ('VQGAN checkpoint', vqgan_ckpt)):
-        if path is None: raise ValueError(f"--preset {preset} needs the {what}: pass --vqgan-config and --vqgan-ckpt")
-        if not Path(path).is_file(): raise FileNotFoundError(f"{what} not found: {path}")
+        if path is None:
+            raise ValueError(f"--preset {preset} needs the {what}: pass --vqgan-config and --vqgan-ckpt")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{what} not found: {path}")
     cfg = parse_taming_config(vqgan_config)
-    if not zipfile.is_zipfile(vqgan_ckpt): raise ValueError(f"VQGAN checkpoint {vqgan_ckpt} is not a readable torch zip checkpoint (truncated or corrupt?)")
+    if not zipfile.is_zipfile(vqgan_ckpt):
+        raise ValueError(
+            f"VQGAN checkpoint {vqgan_ckpt} is not a readable torch zip checkpoint (truncated or corrupt?)"
+        )
     n_classes, m, d, K = cfg.n_classes, cfg.grid_size, cfg.embed_dim, cfg.n_embed
     per_class = p.n_train + p.n_val + p.n_test
-    n_grids, n_train, n_test = n_classes*per_class, n_classes*p.n_train, n_classes*p.n_test
-    gpt_cfg = GPTConfig(**{k: cfg.gpt[k] for k in ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd')})
+    n_grids, n_train, n_test = n_classes * per_class, n_classes * p.n_train, n_classes * p.n_test
+    gpt_cfg = GPTConfig(
+        **{k: cfg.gpt[k] for k in ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd')}
+    )
     gpt_flops = _flops(lambda: _meta_gpt(GPT, gpt_cfg, m))
-    token_bytes = (2 if K <= 65536 else 4)*m*m + 4
-    rows = [dict(step='sample synthetic grids (GPT, KV cache)', items=n_grids, flops=gpt_flops*n_grids,
-                 storage_gb=n_grids*token_bytes/1e9, note=f'{n_classes} classes × {per_class}; float32 E would take {n_grids*d*m*m*4/1e9:,.0f} GB')]
+    token_bytes = (2 if K <= 65536 else 4) * m * m + 4
+    rows = [
+        dict(
+            step='sample synthetic grids (GPT, KV cache)',
+            items=n_grids,
+            flops=gpt_flops * n_grids,
+            storage_gb=n_grids * token_bytes / 1e9,
+            note=f'{n_classes} classes × {per_class}; float32 E would take {n_grids * d * m * m * 4 / 1e9:,.0f} GB',
+        )
+    ]
     for arch in ('ce', 're', 'te'):
         fwd = _meta_flops(lambda: build_iem(arch, p.replace(grid_size=m, embed_dim=d), n_classes), 1, d, m, m)
         epochs = TrainConfig.for_preset(p, arch).epochs
-        rows.append(dict(step=f'train IEM {arch.upper()} ({epochs} epochs)', items=n_train*epochs, flops=3*fwd*n_train*epochs,
-                         storage_gb=0.0, note=f'{fwd/1e9:.2f} GFLOP per forward'))
-        n_tis = n_classes*(tis_images_per_class or p.n_train)
-        rows.append(dict(step=f'TIS {arch.upper()} (SmoothGrad N={p.smoothgrad_samples})', items=n_tis,
-                         flops=3*fwd*p.smoothgrad_samples*n_tis, storage_gb=n_tis*m*m*4/1e9, note='T*_image / T*_concept over the training split'))
+        rows.append(
+            dict(
+                step=f'train IEM {arch.upper()} ({epochs} epochs)',
+                items=n_train * epochs,
+                flops=3 * fwd * n_train * epochs,
+                storage_gb=0.0,
+                note=f'{fwd / 1e9:.2f} GFLOP per forward',
+            )
+        )
+        n_tis = n_classes * (tis_images_per_class or p.n_train)
+        rows.append(
+            dict(
+                step=f'TIS {arch.upper()} (SmoothGrad N={p.smoothgrad_samples})',
+                items=n_tis,
+                flops=3 * fwd * p.smoothgrad_samples * n_tis,
+                storage_gb=n_tis * m * m * 4 / 1e9,
+                note='T*_image / T*_concept over the training split',
+            )
+        )
         if arch != 'te':
-            rows.append(dict(step=f'codebook-level editing {arch.upper()}', items=edit_images*edit_steps, flops=3*fwd*edit_images*edit_steps,
-                             storage_gb=0.0, note=f'{edit_images} images × {edit_steps} steps (App. A.5)'))
-    rows.append(dict(step='decode test grids for the evaluators', items=n_test, flops=0, storage_gb=n_test*3*cfg.image_size**2/1e9,
-                     note='decoder cost not counted; 03 holds them as 8-bit images, and one masked copy at a time'))
+            rows.append(
+                dict(
+                    step=f'codebook-level editing {arch.upper()}',
+                    items=edit_images * edit_steps,
+                    flops=3 * fwd * edit_images * edit_steps,
+                    storage_gb=0.0,
+                    note=f'{edit_images} images × {edit_steps} steps (App. A.5)',
+                )
+            )
+    rows.append(
+        dict(
+            step='decode test grids for the evaluators',
+            items=n_test,
+            flops=0,
+            storage_gb=n_test * 3 * cfg.image_size**2 / 1e9,
+            note='decoder cost not counted; 03 holds them as 8-bit images, and one masked copy at a time',
+        )
+    )
     plan = pd.DataFrame(rows)
-    plan['gpu_hours'] = plan.flops/(tflops*1e12)/3600
+    plan['gpu_hours'] = plan.flops / (tflops * 1e12) / 3600
     plan.attrs.update(grid=m, embed_dim=d, codebook_size=K, n_classes=n_classes, tflops=tflops)
     return plan
+
 
 def _meta_gpt(GPT, cfg, m):
     "One full forward of the GPT's layers over a class token + m² image tokens (token lookup is free)."
     import torch
-    with torch.device('meta'): gpt = GPT(cfg).eval()
-    x = torch.empty(1, m*m + 1, cfg.n_embd, device='meta')
-    for block in gpt.blocks: x = block(x)
+
+    with torch.device('meta'):
+        gpt = GPT(cfg).eval()
+    x = torch.empty(1, m * m + 1, cfg.n_embd, device='meta')
+    for block in gpt.blocks:
+        x = block(x)
     return gpt.head(gpt.ln_f(x))
 
 # %% ../nbs/90_cli.ipynb #f68762ea
 def print_plan(plan) -> None:
     "Print a plan from `plan_paper_run` as a readable table."
     a = plan.attrs
-    print(f"paper run: {a['n_classes']} classes, {a['grid']}×{a['grid']} grids, K={a['codebook_size']}, d={a['embed_dim']}; "
-          f"GPU hours at {a['tflops']:g} TFLOP/s sustained")
-    shown = plan.assign(tflop=plan.flops/1e12)[['step', 'items', 'tflop', 'gpu_hours', 'storage_gb', 'note']]
+    print(
+        f"paper run: {a['n_classes']} classes, {a['grid']}×{a['grid']} grids, K={a['codebook_size']}, d={a['embed_dim']}; "
+        f"GPU hours at {a['tflops']:g} TFLOP/s sustained"
+    )
+    shown = plan.assign(tflop=plan.flops / 1e12)[
+        ['step', 'items', 'tflop', 'gpu_hours', 'storage_gb', 'note']
+    ]
     print(shown.to_string(index=False, float_format=lambda v: f'{v:,.2f}'))
     print(f"total: {plan.gpu_hours.sum():,.1f} GPU hours, {plan.storage_gb.sum():,.1f} GB written")
 
 # %% ../nbs/90_cli.ipynb #486b298f
-def run_replicates(preset: str = 'tiny', seeds: list[int] = (0, 1, 2, 3, 4), cache_dir: str | None = None,
-                   write: str | os.PathLike | None = None, progress: bool = True, **kwargs) -> Path:
+def run_replicates(
+    preset: str = 'tiny',
+    seeds: list[int] = (0, 1, 2, 3, 4),
+    cache_dir: str | None = None,
+    write: str | os.PathLike | None = None,
+    progress: bool = True,
+    **kwargs,
+) -> Path:
     "Reproduce `preset` once per seed on the same world VQGM, then write REPLICATES.md/.csv comparing the runs."
     seeds = list(seeds)
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
-    if bad or not seeds: raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds): raise ValueError(f"seeds repeat: {seeds}")
+    if bad or not seeds:
+        raise ValueError(f"seeds must be non-negative integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds repeat: {seeds}")
     outs = {}
     for seed in tqdm(seeds, desc='replicates', unit='seed', disable=not progress):
         out = Path(run_out_dir(preset, 'world', {}, seed)).resolve()
         reproduce(preset, out, cache_dir=cache_dir, seed=seed, progress=progress, **kwargs)
         outs[f'seed {seed}'] = out
     first = next(iter(outs.values()))
-    return write_replicates_report(outs, write or first.parent/'REPLICATES.md')
+    return write_replicates_report(outs, write or first.parent / 'REPLICATES.md')
+
 
 def _replicates_command(args) -> int:
     "`cortex-nb replicates`: run `--seeds`, or compare the finished runs given."
-    if args.seeds and args.outs: raise ValueError("give --seeds (to run them) or run folders (to compare), not both")
+    if args.seeds and args.outs:
+        raise ValueError("give --seeds (to run them) or run folders (to compare), not both")
     if args.seeds:
         path = run_replicates(args.preset, args.seeds, args.cache_dir, args.write)
         print(f"{len(args.seeds)} seeds run and compared: {path}")
         return 0
-    if not args.outs: raise ValueError("give --seeds to run, or the output folders of finished runs to compare")
-    path = write_replicates_report(args.outs, args.write or Path(args.outs[0]).resolve().parent/'REPLICATES.md')
+    if not args.outs:
+        raise ValueError("give --seeds to run, or the output folders of finished runs to compare")
+    path = write_replicates_report(
+        args.outs, args.write or Path(args.outs[0]).resolve().parent / 'REPLICATES.md'
+    )
     print(f"{len(args.outs)} runs compared: {path}")
     return 0
 
 # %% ../nbs/90_cli.ipynb #916e8390
 CLAIMS_MARKER = '<!-- claims table: written by `cortex-nb claims-table` from docs/replicates.csv -->'
 
+
 def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike) -> Path:
     "Replace the claims-table cell of `notebook` (opening with `CLAIMS_MARKER`) by the table of replicate `record`."
     import pandas as pd
     from cortex_nb.report import claims_summary_table
+
     table = pd.read_csv(record)
     runs = int(table.n_runs.max())
     nb = nbformat.read(str(notebook), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith(CLAIMS_MARKER)]
-    if len(cells) != 1: raise ValueError(f"{notebook} must have one markdown cell opening with {CLAIMS_MARKER!r}")
+    if len(cells) != 1:
+        raise ValueError(f"{notebook} must have one markdown cell opening with {CLAIMS_MARKER!r}")
     # the machine and date stay with the record (docs/findings.md), not in the README's source notebook
-    cells[0].source = '\n'.join([CLAIMS_MARKER, '',
-                                 f"Pooled over {runs} seeds on the shipped world VQGM; every claim, seed by seed, and the "
-                                 f"machine and date of the run: `{Path(record).with_suffix('.md').as_posix()}`.", '',
-                                 claims_summary_table(table)])
-    with atomic_write(notebook) as f: nbformat.write(nb, f)
+    cells[0].source = '\n'.join(
+        [
+            CLAIMS_MARKER,
+            '',
+            f"Pooled over {runs} seeds on the shipped world VQGM; every claim, seed by seed, and the "
+            f"machine and date of the run: `{Path(record).with_suffix('.md').as_posix()}`.",
+            '',
+            claims_summary_table(table),
+        ]
+    )
+    with atomic_write(notebook) as f:
+        nbformat.write(nb, f)
     return Path(notebook)
 
 # %% ../nbs/90_cli.ipynb #3ff245b1
 def parse_params(items: list[str]) -> dict:
     "`-p NAME=VALUE` options → {name: value}, each value a Python literal if it reads as one, else the text."
     import ast
+
     out = {}
     for item in items:
         name, sep, value = item.partition('=')
-        if not sep or not name.isidentifier(): raise ValueError(f"-p takes NAME=VALUE with NAME a Python name, got {item!r}")
-        try: out[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError): out[name] = value
+        if not sep or not name.isidentifier():
+            raise ValueError(f"-p takes NAME=VALUE with NAME a Python name, got {item!r}")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
     return out
 
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='cortex-nb', description='CORTEX: concept-centric token interpretation for VQGMs')
+    p = argparse.ArgumentParser(
+        prog='cortex-nb', description='CORTEX: concept-centric token interpretation for VQGMs'
+    )
     sub = p.add_subparsers(dest='command', required=True)
     r = sub.add_parser('reproduce', help="run the paper_figures notebooks for a preset")
     r.add_argument('--preset', default='tiny', help=f"one of {sorted(PRESETS)}")
-    r.add_argument('--out', default=None, help="output folder (default paper_figures/out/PRESET; PRESET-vqgan for a small preset on a VQGAN)")
-    r.add_argument('--notebooks', default=None, help="folder of reproduction notebooks (default: the repo's paper_figures/)")
-    r.add_argument('--cache-dir', default=None, help="artifact cache (default $CORTEX_NB_CACHE or ~/.cache/cortex_nb)")
+    r.add_argument(
+        '--out',
+        default=None,
+        help="output folder (default paper_figures/out/PRESET; PRESET-vqgan for a small preset on a VQGAN)",
+    )
+    r.add_argument(
+        '--notebooks',
+        default=None,
+        help="folder of reproduction notebooks (default: the repo's paper_figures/)",
+    )
+    r.add_argument(
+        '--cache-dir', default=None, help="artifact cache (default $CORTEX_NB_CACHE or ~/.cache/cortex_nb)"
+    )
     r.add_argument('--only', nargs='*', default=None, help="run only these notebooks (names without .ipynb)")
     r.add_argument('--force', action='store_true', help="re-run notebooks even if unchanged")
-    r.add_argument('--seed', type=int, default=None,
-                   help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)")
+    r.add_argument(
+        '--seed',
+        type=int,
+        default=None,
+        help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)",
+    )
     r.add_argument('--vqgan-config', default=None, help="taming VQGAN config.yaml (paper preset)")
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
-    r.add_argument('--min-dalle', default=None, help="a min-dalle model folder: the bias audit runs on DALL-E mini with the paper's prompts")
-    r.add_argument('--evaluators', nargs='+', default=None,
-                   help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local torch hub cache)")
-    r.add_argument('-p', '--param', action='append', default=[], metavar='NAME=VALUE',
-                   help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python literal, else as text")
-    r.add_argument('--dry-run', action='store_true', help="check inputs and print the plan without running anything")
-    r.add_argument('--tflops', type=float, default=100.0, help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate")
-    r.add_argument('--retrain-vqgm', action='store_true',
-                   help="train the world VQGM here instead of loading the shipped release (default out: PRESET-retrained)")
-    rep = sub.add_parser('replicates', help="run the reproduction once per seed on the same world VQGM (--seeds), or "
-                                            "compare finished runs, and write REPLICATES.md and .csv")
+    r.add_argument(
+        '--min-dalle',
+        default=None,
+        help="a min-dalle model folder: the bias audit runs on DALL-E mini with the paper's prompts",
+    )
+    r.add_argument(
+        '--evaluators',
+        nargs='+',
+        default=None,
+        help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local torch hub cache)",
+    )
+    r.add_argument(
+        '-p',
+        '--param',
+        action='append',
+        default=[],
+        metavar='NAME=VALUE',
+        help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python literal, else as text",
+    )
+    r.add_argument(
+        '--dry-run', action='store_true', help="check inputs and print the plan without running anything"
+    )
+    r.add_argument(
+        '--tflops',
+        type=float,
+        default=100.0,
+        help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate",
+    )
+    r.add_argument(
+        '--retrain-vqgm',
+        action='store_true',
+        help="train the world VQGM here instead of loading the shipped release (default out: PRESET-retrained)",
+    )
+    rep = sub.add_parser(
+        'replicates',
+        help="run the reproduction once per seed on the same world VQGM (--seeds), or "
+        "compare finished runs, and write REPLICATES.md and .csv",
+    )
     rep.add_argument('outs', nargs='*', help='output folders of finished reproduction runs to compare')
-    rep.add_argument('--seeds', nargs='+', type=int, default=None,
-                     help="run these seeds (each into paper_figures/out/PRESET-seedN) and compare them")
+    rep.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        default=None,
+        help="run these seeds (each into paper_figures/out/PRESET-seedN) and compare them",
+    )
     rep.add_argument('--preset', default='tiny', help=f"with --seeds: one of {sorted(PRESETS)}")
     rep.add_argument('--cache-dir', default=None, help="with --seeds: the artifact cache, as for reproduce")
-    rep.add_argument('--write', default=None, help='markdown file to write (default REPLICATES.md beside the first run)')
-    c = sub.add_parser('claims-table', help="write the README's claims table from a replicate record (REPLICATES.csv)")
+    rep.add_argument(
+        '--write', default=None, help='markdown file to write (default REPLICATES.md beside the first run)'
+    )
+    c = sub.add_parser(
+        'claims-table', help="write the README's claims table from a replicate record (REPLICATES.csv)"
+    )
     c.add_argument('record', help='a REPLICATES.csv written by `cortex-nb replicates`')
-    c.add_argument('--into', default='nbs/index.ipynb', help="the README's source notebook (default nbs/index.ipynb)")
-    w = sub.add_parser('train-world-vqgm', help="train the world VQGM from scratch and write its release folder")
+    c.add_argument(
+        '--into', default='nbs/index.ipynb', help="the README's source notebook (default nbs/index.ipynb)"
+    )
+    w = sub.add_parser(
+        'train-world-vqgm', help="train the world VQGM from scratch and write its release folder"
+    )
     w.add_argument('--preset', default='tiny', help=f"one of {sorted(PRESETS)}")
-    w.add_argument('--out', default=None, help="release folder (default: the package's cortex_nb/releases/world-vqgm-PRESET)")
-    w.add_argument('--cache-dir', default=None, help="artifact cache the training reuses (default $CORTEX_NB_CACHE)")
+    w.add_argument(
+        '--out',
+        default=None,
+        help="release folder (default: the package's cortex_nb/releases/world-vqgm-PRESET)",
+    )
+    w.add_argument(
+        '--cache-dir', default=None, help="artifact cache the training reuses (default $CORTEX_NB_CACHE)"
+    )
     return p
+
 
 def _world_vqgm_plan(preset: str, parameters: dict) -> str:
     "Which world VQGM a world run will explain, for the dry run (verifies the release's manifest)."
     from cortex_nb.world_release import world_vqgm_source
+
     source = world_vqgm_source(run_preset(preset, retrain_vqgm=bool(parameters.get('retrain_vqgm'))))
-    if source['world_vqgm'] == 'release': return f"the shipped world VQGM (release {source['release_id']}, verified)"
+    if source['world_vqgm'] == 'release':
+        return f"the shipped world VQGM (release {source['release_id']}, verified)"
     return "a world VQGM trained here from scratch (the longest step of a cold run)"
+
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `cortex-nb` console script."
     args = _parser().parse_args(argv)
     try:
-        if args.command == 'replicates': return _replicates_command(args)
+        if args.command == 'replicates':
+            return _replicates_command(args)
         if args.command == 'claims-table':
             path = write_claims_table(args.record, args.into)
-            print(f"claims table written into {path}; `make readme` renders the README"); return 0
+            print(f"claims table written into {path}; `make readme` renders the README")
+            return 0
         if args.command == 'train-world-vqgm':
             from cortex_nb.world_release import train_world_vqgm
-            print(f"world VQGM release written: {train_world_vqgm(args.preset, args.cache_dir, args.out)}"); return 0
-        flags = {'vqgan_config': args.vqgan_config, 'vqgan_ckpt': args.vqgan_ckpt, 'evaluator_names': args.evaluators,
-                 'min_dalle_dir': args.min_dalle, 'retrain_vqgm': args.retrain_vqgm}   # parameters with flags of their own
+
+            print(f"world VQGM release written: {train_world_vqgm(args.preset, args.cache_dir, args.out)}")
+            return 0
+        flags = {
+            'vqgan_config': args.vqgan_config,
+            'vqgan_ckpt': args.vqgan_ckpt,
+            'evaluator_names': args.evaluators,
+            'min_dalle_dir': args.min_dalle,
+            'retrain_vqgm': args.retrain_vqgm,
+        }  # parameters with flags of their own
         params = parse_params(args.param)
         flagged = sorted(set(params) & set(flags))
-        if flagged: raise ValueError(f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)")
+        if flagged:
+            raise ValueError(
+                f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)"
+            )
         extra = {**params, **{k: v for k, v in flags.items() if v}}
         if args.dry_run:
             get_preset(args.preset)
             if run_backbone(args.preset, extra) == 'world':
-                check_run_inputs(run_parameters(extra))   # the min-dalle folder, when DALL-E mini's audit is asked for
-                print(f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` "
-                      f"runs it here on {_world_vqgm_plan(args.preset, extra)}"
-                      + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else ''))
+                check_run_inputs(
+                    run_parameters(extra)
+                )  # the min-dalle folder, when DALL-E mini's audit is asked for
+                print(
+                    f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` "
+                    f"runs it here on {_world_vqgm_plan(args.preset, extra)}"
+                    + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else '')
+                )
                 return 0
             print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
-            check_run_inputs(run_parameters(extra))   # evaluator weights, the min-dalle folder
-            if args.min_dalle: print(f"bias audit: DALL-E mini from {args.min_dalle}")
-            print(f"note: {VQGAN_NOT_WIRED}"); return 0
-        runs = reproduce(args.preset, args.out, args.notebooks, args.cache_dir, args.only, args.force, extra_parameters=extra,
-                         seed=args.seed)
+            check_run_inputs(run_parameters(extra))  # evaluator weights, the min-dalle folder
+            if args.min_dalle:
+                print(f"bias audit: DALL-E mini from {args.min_dalle}")
+            print(f"note: {VQGAN_NOT_WIRED}")
+            return 0
+        runs = reproduce(
+            args.preset,
+            args.out,
+            args.notebooks,
+            args.cache_dir,
+            args.only,
+            args.force,
+            extra_parameters=extra,
+            seed=args.seed,
+        )
     except (NotebookFailed, ValueError, FileNotFoundError) as e:
-        print(f"cortex-nb: {e}", file=sys.stderr); return 1
-    for r in runs: print(f"{r.status:8s} {r.name:28s} {r.seconds:7.1f}s")
+        print(f"cortex-nb: {e}", file=sys.stderr)
+        return 1
+    for r in runs:
+        print(f"{r.status:8s} {r.name:28s} {r.seconds:7.1f}s")
     return 0

@@ -23,6 +23,7 @@ def _nonfinite_report(x: torch.Tensor) -> str:
     first = tuple(int(i) for i in bad.nonzero()[0])
     return f"{int(bad.sum())} non-finite value(s) (NaN/inf), first at index {first}"
 
+
 def check_codebook(codebook) -> tuple[int, int]:
     "Check that `codebook` is a finite floating (K, d) tensor; return (K, d)."
     if not isinstance(codebook, torch.Tensor):
@@ -32,10 +33,14 @@ def check_codebook(codebook) -> tuple[int, int]:
     if not codebook.is_floating_point():
         raise ValueError(f"codebook must be floating point, got dtype {codebook.dtype}")
     if codebook.shape[0] == 0 or codebook.shape[1] == 0:
-        raise ValueError(f"codebook must have K ≥ 1 rows and d ≥ 1 columns, got shape {tuple(codebook.shape)}")
+        raise ValueError(
+            f"codebook must have K ≥ 1 rows and d ≥ 1 columns, got shape {tuple(codebook.shape)}"
+        )
     if not torch.isfinite(codebook).all():
         bad_rows = (~torch.isfinite(codebook)).any(1).nonzero().flatten()
-        raise ValueError(f"codebook has {_nonfinite_report(codebook)}: {len(bad_rows)} bad row(s), first row {int(bad_rows[0])}")
+        raise ValueError(
+            f"codebook has {_nonfinite_report(codebook)}: {len(bad_rows)} bad row(s), first row {int(bad_rows[0])}"
+        )
     return tuple(codebook.shape)
 
 # %% ../nbs/02_codebook.ipynb #5255ad51
@@ -49,36 +54,56 @@ def check_token_ids(ids, codebook_size: int):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ValueError(f"token ids must have an integer dtype, got {ids.dtype}")
         lo, hi = (int(ids.min()), int(ids.max())) if ids.numel() else (0, 0)
-    else: raise TypeError(f"token ids must be a torch.Tensor or np.ndarray, got {type(ids).__name__}")
-    if lo < 0: raise ValueError(f"token id {lo} is negative; ids must be in [0, K={codebook_size})")
-    if hi >= codebook_size: raise ValueError(f"token id {hi} is out of range for a codebook of K={codebook_size} entries (ids must be < {codebook_size})")
+    else:
+        raise TypeError(f"token ids must be a torch.Tensor or np.ndarray, got {type(ids).__name__}")
+    if lo < 0:
+        raise ValueError(f"token id {lo} is negative; ids must be in [0, K={codebook_size})")
+    if hi >= codebook_size:
+        raise ValueError(
+            f"token id {hi} is out of range for a codebook of K={codebook_size} entries (ids must be < {codebook_size})"
+        )
     return ids
 
 # %% ../nbs/02_codebook.ipynb #7f30a8e7
 def check_embedding(E, embed_dim: int | None = None, grid_size: int | None = None) -> torch.Tensor:
     "Check that `E` is a finite floating (B, d, m, m) tensor (d and m checked when given); return `E`."
-    if not isinstance(E, torch.Tensor): raise TypeError(f"embedding E must be a torch.Tensor, got {type(E).__name__}")
-    if E.ndim != 4: raise ValueError(f"embedding E must be 4-D (B, d, m, m), got shape {tuple(E.shape)}")
-    if not E.is_floating_point(): raise ValueError(f"embedding E must be floating point, got dtype {E.dtype}")
+    if not isinstance(E, torch.Tensor):
+        raise TypeError(f"embedding E must be a torch.Tensor, got {type(E).__name__}")
+    if E.ndim != 4:
+        raise ValueError(f"embedding E must be 4-D (B, d, m, m), got shape {tuple(E.shape)}")
+    if not E.is_floating_point():
+        raise ValueError(f"embedding E must be floating point, got dtype {E.dtype}")
     if embed_dim is not None and E.shape[1] != embed_dim:
-        raise ValueError(f"embedding E has {E.shape[1]} channels but the codebook has d={embed_dim} (shape {tuple(E.shape)})")
+        raise ValueError(
+            f"embedding E has {E.shape[1]} channels but the codebook has d={embed_dim} (shape {tuple(E.shape)})"
+        )
     if E.shape[2] != E.shape[3] or (grid_size is not None and E.shape[2] != grid_size):
         want = f"{grid_size}×{grid_size}" if grid_size is not None else "square"
-        raise ValueError(f"embedding E has a {E.shape[2]}×{E.shape[3]} grid, expected {want} (shape {tuple(E.shape)})")
-    if not torch.isfinite(E).all(): raise ValueError(f"embedding E has {_nonfinite_report(E)}")
+        raise ValueError(
+            f"embedding E has a {E.shape[2]}×{E.shape[3]} grid, expected {want} (shape {tuple(E.shape)})"
+        )
+    if not torch.isfinite(E).all():
+        raise ValueError(f"embedding E has {_nonfinite_report(E)}")
     return E
+
 
 def check_images(images, image_size: int | None = None) -> torch.Tensor:
     "Check that `images` is a finite floating (B, 3, H, W) tensor in [0, 1] (H = W = `image_size` if given); return it."
-    if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
-    if not images.is_floating_point(): raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
     if image_size is not None and tuple(images.shape[2:]) != (image_size, image_size):
         raise ValueError(f"images must be {image_size}×{image_size}, got {images.shape[2]}×{images.shape[3]}")
-    if not torch.isfinite(images).all(): raise ValueError(f"images have {_nonfinite_report(images)}")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"images have {_nonfinite_report(images)}")
     lo, hi = float(images.min()), float(images.max())
-    if lo < 0 or hi > 1: raise ValueError(f"images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+    if lo < 0 or hi > 1:
+        raise ValueError(f"images must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
     return images
+
 
 def to_8bit(images: torch.Tensor) -> torch.Tensor:
     "Float images in [0, 1] → uint8 (0–255, rounded): a quarter of float32's memory; the evaluators read them as value/255."
@@ -87,18 +112,25 @@ def to_8bit(images: torch.Tensor) -> torch.Tensor:
 # %% ../nbs/02_codebook.ipynb #ae7259f1
 def embed_tokens(ids: torch.Tensor, codebook: torch.Tensor, check: bool = True) -> torch.Tensor:
     "The token-based embedding E = C[ids], ids (..., m, m) → E (..., d, m, m)."
-    if check: check_codebook(codebook); check_token_ids(ids, codebook.shape[0])
-    if isinstance(ids, np.ndarray): ids = torch.from_numpy(ids.astype(np.int64))
-    if ids.ndim < 2: raise ValueError(f"token ids must be a grid (..., m, m), got shape {tuple(ids.shape)}")
+    if check:
+        check_codebook(codebook)
+        check_token_ids(ids, codebook.shape[0])
+    if isinstance(ids, np.ndarray):
+        ids = torch.from_numpy(ids.astype(np.int64))
+    if ids.ndim < 2:
+        raise ValueError(f"token ids must be a grid (..., m, m), got shape {tuple(ids.shape)}")
     return codebook[ids.to(codebook.device, torch.long)].movedim(-1, -3)
 
 # %% ../nbs/02_codebook.ipynb #60759388
 @torch.no_grad()
-def quantize(z: torch.Tensor, codebook: torch.Tensor, chunk_size: int = 4096, code_chunk_size: int = 4096) -> torch.Tensor:
+def quantize(
+    z: torch.Tensor, codebook: torch.Tensor, chunk_size: int = 4096, code_chunk_size: int = 4096
+) -> torch.Tensor:
     "Nearest codebook row (squared L2) for every position of z (B, d, m, m) → ids (B, m, m), chunked."
     K, d = check_codebook(codebook)
     check_embedding(z, d)
-    if chunk_size < 1 or code_chunk_size < 1: raise ValueError(f"chunk sizes must be ≥ 1, got {chunk_size}, {code_chunk_size}")
+    if chunk_size < 1 or code_chunk_size < 1:
+        raise ValueError(f"chunk sizes must be ≥ 1, got {chunk_size}, {code_chunk_size}")
     B, _, h, w = z.shape
     dtype = torch.promote_types(z.dtype, codebook.dtype)
     flat = z.movedim(1, -1).reshape(-1, d).to(dtype)
@@ -106,15 +138,18 @@ def quantize(z: torch.Tensor, codebook: torch.Tensor, chunk_size: int = 4096, co
     norms = (cb * cb).sum(1)
     out = torch.empty(flat.shape[0], dtype=torch.long, device=z.device)
     for s in range(0, flat.shape[0], chunk_size):
-        zs = flat[s:s + chunk_size]
+        zs = flat[s : s + chunk_size]
         best = torch.full((zs.shape[0],), float('inf'), dtype=dtype, device=z.device)
         arg = torch.zeros(zs.shape[0], dtype=torch.long, device=z.device)
         for k in range(0, K, code_chunk_size):
-            dist = torch.addmm(norms[k:k + code_chunk_size], zs, cb[k:k + code_chunk_size].T, alpha=-2)  # ||c||² - 2 z·c
+            dist = torch.addmm(
+                norms[k : k + code_chunk_size], zs, cb[k : k + code_chunk_size].T, alpha=-2
+            )  # ||c||² - 2 z·c
             val, idx = dist.min(1)
             better = val < best
-            best = torch.where(better, val, best); arg = torch.where(better, idx + k, arg)
-        out[s:s + chunk_size] = arg
+            best = torch.where(better, val, best)
+            arg = torch.where(better, idx + k, arg)
+        out[s : s + chunk_size] = arg
     return out.view(B, h, w)
 
 # %% ../nbs/02_codebook.ipynb #2fd27007
@@ -128,56 +163,93 @@ def codebook_fingerprint(codebook: torch.Tensor, length: int = 16) -> str:
 @runtime_checkable
 class VQGM(Protocol):
     "What CORTEX needs of a vector-quantized generative model (see the table above)."
+
     codebook: torch.Tensor
     grid_size: int
     image_size: int
     conditions: list[str]
-    def encode(self, images: torch.Tensor) -> torch.Tensor: "Images (B,3,H,W) in [0,1] → ids (B,m,m)."
-    def embed(self, ids: torch.Tensor) -> torch.Tensor: "Ids (B,m,m) → E (B,d,m,m) = C[ids]."
-    def decode(self, x: torch.Tensor) -> torch.Tensor: "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
-    def sample(self, conditions: Sequence[str | int], n: int = 1, seed: int = 0,
-               temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        "Images (B,3,H,W) in [0,1] → ids (B,m,m)."
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        "Ids (B,m,m) → E (B,d,m,m) = C[ids]."
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
+
+    def sample(
+        self,
+        conditions: Sequence[str | int],
+        n: int = 1,
+        seed: int = 0,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+    ) -> torch.Tensor:
         "`n` token grids per condition, grouped by condition → ids (len(conditions)*n, m, m)."
 
 # %% ../nbs/02_codebook.ipynb #f61f47d3
-VQGM_MEMBERS = (*VQGM.__annotations__, *(name for name, v in vars(VQGM).items() if callable(v) and not name.startswith('_')))
+VQGM_MEMBERS = (
+    *VQGM.__annotations__,
+    *(name for name, v in vars(VQGM).items() if callable(v) and not name.startswith('_')),
+)
+
 
 def check_vqgm(model):
     "Return `model` if it has every member of the `VQGM` protocol, else raise a TypeError naming the missing ones."
     missing = [name for name in VQGM_MEMBERS if not hasattr(model, name)]
-    if missing: raise TypeError(f"{type(model).__name__} does not implement the VQGM protocol: it lacks {missing}")
+    if missing:
+        raise TypeError(f"{type(model).__name__} does not implement the VQGM protocol: it lacks {missing}")
     return model
 
 # %% ../nbs/02_codebook.ipynb #010f3fd2
 def condition_ids(conditions: Sequence[str | int] | str | int, known: Sequence[str]) -> list[int]:
     "Map condition names or ids to ids (indices into `known`), refusing unknown ones."
-    if isinstance(conditions, (str, int, np.integer)): conditions = [conditions]
+    if isinstance(conditions, (str, int, np.integer)):
+        conditions = [conditions]
     out = []
     for c in conditions:
         if isinstance(c, str):
             if c not in known:
                 shown = list(known)[:20]
-                raise KeyError(f"unknown condition {c!r}; known conditions ({len(known)}): {shown}{' ...' if len(known) > 20 else ''}")
+                raise KeyError(
+                    f"unknown condition {c!r}; known conditions ({len(known)}): {shown}{' ...' if len(known) > 20 else ''}"
+                )
             out.append(list(known).index(c))
         elif isinstance(c, (int, np.integer)) and not isinstance(c, bool):
-            if not 0 <= int(c) < len(known): raise ValueError(f"condition id {int(c)} is out of range for {len(known)} conditions")
+            if not 0 <= int(c) < len(known):
+                raise ValueError(f"condition id {int(c)} is out of range for {len(known)} conditions")
             out.append(int(c))
-        else: raise TypeError(f"a condition must be a name (str) or an id (int), got {c!r}")
+        else:
+            raise TypeError(f"a condition must be a name (str) or an id (int), got {c!r}")
     return out
 
 # %% ../nbs/02_codebook.ipynb #46732066
 class RandomVQGM(nn.Module):
     "Test double implementing `VQGM`: pooled linear encoder/decoder around a random codebook, per-condition random token distributions."
-    def __init__(self, codebook_size: int = 64, embed_dim: int = 8, grid_size: int = 4, image_size: int = 16,
-                 conditions: Sequence[str] = ('a', 'b'), seed: int = 0, logit_scale: float = 3.0):
+
+    def __init__(
+        self,
+        codebook_size: int = 64,
+        embed_dim: int = 8,
+        grid_size: int = 4,
+        image_size: int = 16,
+        conditions: Sequence[str] = ('a', 'b'),
+        seed: int = 0,
+        logit_scale: float = 3.0,
+    ):
         super().__init__()
-        if image_size % grid_size: raise ValueError(f"image_size {image_size} must be a multiple of grid_size {grid_size}")
-        if not conditions: raise ValueError("RandomVQGM needs at least one condition")
+        if image_size % grid_size:
+            raise ValueError(f"image_size {image_size} must be a multiple of grid_size {grid_size}")
+        if not conditions:
+            raise ValueError("RandomVQGM needs at least one condition")
         g = torch.Generator().manual_seed(seed)
         self.grid_size, self.image_size, self.conditions = grid_size, image_size, list(conditions)
         self.register_buffer('codebook', torch.randn(codebook_size, embed_dim, generator=g))
         self.register_buffer('proj', torch.randn(embed_dim, 3, generator=g))
-        self.register_buffer('logits', logit_scale * torch.randn(len(self.conditions), codebook_size, generator=g))
+        self.register_buffer(
+            'logits', logit_scale * torch.randn(len(self.conditions), codebook_size, generator=g)
+        )
 
     def encode(self, images):
         "Images (B,3,H,W) in [0,1] → ids (B,m,m): avg-pool, linear map to d channels, quantize."
@@ -185,28 +257,39 @@ class RandomVQGM(nn.Module):
         pooled = F.adaptive_avg_pool2d(images.to(self.proj), self.grid_size)
         return quantize(torch.einsum('dc,bchw->bdhw', self.proj, pooled), self.codebook).to(images.device)
 
-    def embed(self, ids): return embed_tokens(ids, self.codebook)
+    def embed(self, ids):
+        return embed_tokens(ids, self.codebook)
 
     def decode(self, x):
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
         out_dev = x.device
-        if not x.is_floating_point(): x = self.embed(x)
+        if not x.is_floating_point():
+            x = self.embed(x)
         check_embedding(x, self.codebook.shape[1], self.grid_size)
         rgb = torch.einsum('cd,bdhw->bchw', torch.linalg.pinv(self.proj), x.to(self.proj)).clamp(0, 1)
         return F.interpolate(rgb, scale_factor=self.image_size // self.grid_size, mode='nearest').to(out_dev)
 
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0, top_k: int | None = None):
+    def sample(
+        self, conditions, n: int = 1, seed: int = 0, temperature: float = 1.0, top_k: int | None = None
+    ):
         "`n` grids per condition, grouped by condition → ids (len(conditions)*n, m, m)."
         cids = condition_ids(conditions, self.conditions)
-        if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
-        if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+        if n < 0:
+            raise ValueError(f"n must be ≥ 0, got {n}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         logits = self.logits[cids] / temperature
         if top_k is not None:
-            if not 1 <= top_k <= logits.shape[1]: raise ValueError(f"top_k must be in [1, K={logits.shape[1]}], got {top_k}")
+            if not 1 <= top_k <= logits.shape[1]:
+                raise ValueError(f"top_k must be in [1, K={logits.shape[1]}], got {top_k}")
             kth = logits.topk(top_k, dim=1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float('-inf'))
         g = torch.Generator().manual_seed(seed)
         probs = logits.softmax(1).cpu().repeat_interleave(n, 0)
-        draws = torch.multinomial(probs, self.grid_size ** 2, replacement=True, generator=g) if n else torch.empty(0, self.grid_size**2, dtype=torch.long)
+        draws = (
+            torch.multinomial(probs, self.grid_size**2, replacement=True, generator=g)
+            if n
+            else torch.empty(0, self.grid_size**2, dtype=torch.long)
+        )
         return draws.view(-1, self.grid_size, self.grid_size)

@@ -26,31 +26,39 @@ __all__ = ['OBJECTIVES', 'CodebookOptConfig', 'check_mask', 'mask_side', 'box_ma
 # %% ../nbs/15_codebook_opt.ipynb #62b2444e
 OBJECTIVES = ('probability', 'logit', 'log_probability')
 
+
 @dataclass(frozen=True)
 class CodebookOptConfig:
     "Settings of the codebook-level optimization (token selection and the embedding baseline)."
+
     steps: int = 5000
     lr: float = 0.01
     tau: float = 1.0
-    tau_end: float | None = None      # None: constant τ; else geometric annealing tau → tau_end
-    alpha: float = 0.0                # weight of ‖E‖² over the optimized positions
-    objective: str = 'probability'    # f_y: 'probability', 'logit' or 'log_probability'
-    init: str = 'randn'               # 'randn' (authors) or 'original' (own token's logit + init_boost)
+    tau_end: float | None = None  # None: constant τ; else geometric annealing tau → tau_end
+    alpha: float = 0.0  # weight of ‖E‖² over the optimized positions
+    objective: str = 'probability'  # f_y: 'probability', 'logit' or 'log_probability'
+    init: str = 'randn'  # 'randn' (authors) or 'original' (own token's logit + init_boost)
     init_scale: float = 1.0
     init_boost: float = 3.0
-    noise: bool = True                # Gumbel noise on (False: deterministic straight-through argmax)
+    noise: bool = True  # Gumbel noise on (False: deterministic straight-through argmax)
     checkpoint_every: int = 500
     seed: int = 0
 
     def __post_init__(self):
-        if not (isinstance(self.steps, (int, np.integer)) and self.steps >= 1): raise ValueError(f"steps must be an int ≥ 1, got {self.steps!r}")
-        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if not (self.tau > 0 and math.isfinite(self.tau)): raise ValueError(f"temperature tau must be > 0, got {self.tau!r}")
+        if not (isinstance(self.steps, (int, np.integer)) and self.steps >= 1):
+            raise ValueError(f"steps must be an int ≥ 1, got {self.steps!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not (self.tau > 0 and math.isfinite(self.tau)):
+            raise ValueError(f"temperature tau must be > 0, got {self.tau!r}")
         if self.tau_end is not None and not (self.tau_end > 0 and math.isfinite(self.tau_end)):
             raise ValueError(f"temperature tau_end must be > 0 (or None), got {self.tau_end!r}")
-        if self.alpha < 0: raise ValueError(f"alpha must be ≥ 0, got {self.alpha!r}")
-        if self.objective not in OBJECTIVES: raise ValueError(f"unknown objective {self.objective!r}; known: {list(OBJECTIVES)}")
-        if self.init not in ('randn', 'original'): raise ValueError(f"unknown init {self.init!r}; known: ['randn', 'original']")
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be ≥ 0, got {self.alpha!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r}; known: {list(OBJECTIVES)}")
+        if self.init not in ('randn', 'original'):
+            raise ValueError(f"unknown init {self.init!r}; known: ['randn', 'original']")
         if not (isinstance(self.checkpoint_every, (int, np.integer)) and self.checkpoint_every >= 1):
             raise ValueError(f"checkpoint_every must be an int ≥ 1, got {self.checkpoint_every!r}")
 
@@ -64,43 +72,61 @@ class CodebookOptConfig:
     def replace(self, **changes) -> "CodebookOptConfig":
         "A copy with some settings changed."
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown: raise ValueError(f"CodebookOptConfig has no field(s) {sorted(unknown)}")
+        if unknown:
+            raise ValueError(f"CodebookOptConfig has no field(s) {sorted(unknown)}")
         return dataclasses.replace(self, **changes)
 
     def tau_at(self, step: int) -> float:
         "The temperature at `step` (0-based): constant, or geometric from tau to tau_end."
-        if self.tau_end is None or self.steps == 1: return float(self.tau)
+        if self.tau_end is None or self.steps == 1:
+            return float(self.tau)
         return float(self.tau * (self.tau_end / self.tau) ** (step / (self.steps - 1)))
 
 # %% ../nbs/15_codebook_opt.ipynb #724c4c4c
 def check_mask(mask, batch_size: int, grid_size: int) -> torch.Tensor:
     "A boolean (B, m, m) mask from `mask` ((m, m) shared or (B, m, m)); refuses wrong shapes, non-binary and empty masks."
-    if isinstance(mask, np.ndarray): mask = torch.from_numpy(mask)
-    if not isinstance(mask, torch.Tensor): raise TypeError(f"mask must be a torch.Tensor or np.ndarray, got {type(mask).__name__}")
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch.Tensor or np.ndarray, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
-        if mask.is_floating_point() and not torch.isfinite(mask).all(): raise ValueError("mask has non-finite values")
-        if not ((mask == 0) | (mask == 1)).all(): raise ValueError(f"mask must be binary (0/1 or bool), got values {mask.unique()[:5].tolist()}")
+        if mask.is_floating_point() and not torch.isfinite(mask).all():
+            raise ValueError("mask has non-finite values")
+        if not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(f"mask must be binary (0/1 or bool), got values {mask.unique()[:5].tolist()}")
         mask = mask != 0
     m = grid_size
-    if mask.shape == (m, m): mask = mask.expand(batch_size, m, m)
+    if mask.shape == (m, m):
+        mask = mask.expand(batch_size, m, m)
     elif mask.shape != (batch_size, m, m):
-        raise ValueError(f"mask must have the grid's shape ({m}, {m}) or ({batch_size}, {m}, {m}), got {tuple(mask.shape)}")
+        raise ValueError(
+            f"mask must have the grid's shape ({m}, {m}) or ({batch_size}, {m}, {m}), got {tuple(mask.shape)}"
+        )
     empty = (~mask.flatten(1).any(1)).nonzero().flatten()
-    if len(empty): raise ValueError(f"mask is empty (no position to optimize) for {len(empty)} image(s), first: image {int(empty[0])}")
+    if len(empty):
+        raise ValueError(
+            f"mask is empty (no position to optimize) for {len(empty)} image(s), first: image {int(empty[0])}"
+        )
     return mask.contiguous()
+
 
 def mask_side(grid_size: int, paper_side: int = 4, paper_grid: int = 16) -> int:
     "Side of the square mask with the paper's area fraction (`paper_side`² of `paper_grid`²) on a `grid_size` grid."
-    return max(1, round(math.sqrt(scale_positions(paper_side ** 2, grid_size, paper_grid))))
+    return max(1, round(math.sqrt(scale_positions(paper_side**2, grid_size, paper_grid))))
+
 
 def box_mask(grid_size: int, side: int, top: int, left: int) -> torch.Tensor:
     "A boolean (m, m) mask with a `side`×`side` box at (`top`, `left`)."
-    if not 1 <= side <= grid_size: raise ValueError(f"box side must be in [1, {grid_size}], got {side}")
+    if not 1 <= side <= grid_size:
+        raise ValueError(f"box side must be in [1, {grid_size}], got {side}")
     if not (0 <= top <= grid_size - side and 0 <= left <= grid_size - side):
-        raise ValueError(f"a {side}×{side} box at ({top}, {left}) does not fit a {grid_size}×{grid_size} grid")
+        raise ValueError(
+            f"a {side}×{side} box at ({top}, {left}) does not fit a {grid_size}×{grid_size} grid"
+        )
     mask = torch.zeros(grid_size, grid_size, dtype=torch.bool)
-    mask[top:top + side, left:left + side] = True
+    mask[top : top + side, left : left + side] = True
     return mask
+
 
 def central_mask(grid_size: int, side: int | None = None, start: int | None = None) -> torch.Tensor:
     "The fixed central box (side `mask_side(m)` by default) starting at row/col `start` (default: centred)."
@@ -108,68 +134,94 @@ def central_mask(grid_size: int, side: int | None = None, start: int | None = No
     start = (grid_size - side) // 2 if start is None else start
     return box_mask(grid_size, side, start, start)
 
+
 def region_box_mask(region, grid_size: int, side: int | None = None) -> torch.Tensor:
     "Per image, the `side`×`side` token box covering the most pixels of `region` (B, H, W) → (B, m, m) bool."
     region = torch.as_tensor(np.asarray(region)) if not isinstance(region, torch.Tensor) else region
-    if region.ndim != 3: raise ValueError(f"region must be (B, H, W) pixel masks, got shape {tuple(region.shape)}")
+    if region.ndim != 3:
+        raise ValueError(f"region must be (B, H, W) pixel masks, got shape {tuple(region.shape)}")
     B, H, W = region.shape
-    if H != W or H % grid_size: raise ValueError(f"region masks of {H}×{W} pixels do not tile a {grid_size}×{grid_size} grid")
+    if H != W or H % grid_size:
+        raise ValueError(f"region masks of {H}×{W} pixels do not tile a {grid_size}×{grid_size} grid")
     side = mask_side(grid_size) if side is None else side
-    if not 1 <= side <= grid_size: raise ValueError(f"box side must be in [1, {grid_size}], got {side}")
-    cover = F.avg_pool2d(region.float()[:, None], H // grid_size)                # (B, 1, m, m) pixel fraction per token
-    boxes = F.avg_pool2d(cover, side, stride=1)[:, 0].flatten(1)                 # (B, (m-side+1)²) per box position
+    if not 1 <= side <= grid_size:
+        raise ValueError(f"box side must be in [1, {grid_size}], got {side}")
+    cover = F.avg_pool2d(region.float()[:, None], H // grid_size)  # (B, 1, m, m) pixel fraction per token
+    boxes = F.avg_pool2d(cover, side, stride=1)[:, 0].flatten(1)  # (B, (m-side+1)²) per box position
     best = boxes.argmax(1)
     n = grid_size - side + 1
-    return torch.stack([box_mask(grid_size, side, int(b) // n, int(b) % n) for b in best]) if B else \
-        torch.zeros(0, grid_size, grid_size, dtype=torch.bool)
+    return (
+        torch.stack([box_mask(grid_size, side, int(b) // n, int(b) % n) for b in best])
+        if B
+        else torch.zeros(0, grid_size, grid_size, dtype=torch.bool)
+    )
 
 # %% ../nbs/15_codebook_opt.ipynb #9e336967
-def check_targets(target, batch_size: int, n_classes: int, concepts: Sequence[str] | None = None) -> torch.Tensor:
+def check_targets(
+    target, batch_size: int, n_classes: int, concepts: Sequence[str] | None = None
+) -> torch.Tensor:
     "Target concept ids (B,) int64 from an id/name or one per image; refuses unknown names and ids outside [0, n)."
+
     def one(t):
         if isinstance(t, str):
-            if concepts is None: raise KeyError(f"target {t!r} is a name, but no concept names were given (pass concepts=...)")
-            if t not in concepts: raise KeyError(f"unknown target concept {t!r}; known: {list(concepts)}")
+            if concepts is None:
+                raise KeyError(f"target {t!r} is a name, but no concept names were given (pass concepts=...)")
+            if t not in concepts:
+                raise KeyError(f"unknown target concept {t!r}; known: {list(concepts)}")
             return list(concepts).index(t)
         if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
             raise TypeError(f"a target must be a concept id (int) or name (str), got {t!r}")
-        if not 0 <= int(t) < n_classes: raise ValueError(f"target concept id {int(t)} is out of range for an IEM with {n_classes} concepts")
+        if not 0 <= int(t) < n_classes:
+            raise ValueError(
+                f"target concept id {int(t)} is out of range for an IEM with {n_classes} concepts"
+            )
         return int(t)
-    if isinstance(target, torch.Tensor): target = target.tolist()
-    elif isinstance(target, np.ndarray): target = target.tolist()
-    if isinstance(target, (str, int, float, np.integer, np.floating)): target = [target] * batch_size   # one() refuses a float
+
+    if isinstance(target, torch.Tensor):
+        target = target.tolist()
+    elif isinstance(target, np.ndarray):
+        target = target.tolist()
+    if isinstance(target, (str, int, float, np.integer, np.floating)):
+        target = [target] * batch_size  # one() refuses a float
     target = list(target)
-    if len(target) != batch_size: raise ValueError(f"got {len(target)} targets for {batch_size} grids")
+    if len(target) != batch_size:
+        raise ValueError(f"got {len(target)} targets for {batch_size} grids")
     return torch.tensor([one(t) for t in target], dtype=torch.long)
 
 # %% ../nbs/15_codebook_opt.ipynb #71bd3068
 def _image_probs(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return logits.float().softmax(-1).gather(1, target[:, None])[:, 0]
 
+
 @dataclass
 class CodebookOptResult:
     "Codebook-level optimization of a batch: T*_codebook per image, edited grids, trajectories, checkpoints."
-    method: str                      # 'token_selection' or 'embedding'
-    ids: torch.Tensor                # (B, m, m) original grids
-    mask: torch.Tensor               # (B, m, m) bool
-    target: torch.Tensor             # (B,) target concept ids
-    positions: torch.Tensor          # (N, 3) masked (image, row, col), row-major per image
-    tokens: torch.Tensor             # (N,) final argmax tokens (eq. 8)
-    checkpoint_steps: list           # steps at which tokens were recorded (0 = before the first update)
-    checkpoint_tokens: torch.Tensor  # (C, N)
-    checkpoint_prob: torch.Tensor    # (C, B) IEM target probability of the argmax grid at each checkpoint
-    loss: torch.Tensor               # (steps, B) loss per image per step
-    step_prob: torch.Tensor          # (steps, B) IEM target probability of the grid/embedding used at each step
-    p_before: torch.Tensor           # (B,) IEM target probability of the original grids
-    config: CodebookOptConfig
-    images: torch.Tensor | None = None   # (B, 3, H, W) decoded edited grids, if a VQGM was given
-    seconds: float = 0.0
-    index_offset: int = 0            # grid b drew its random start and noise from stream index_offset + b
 
-    def __len__(self): return len(self.ids)
+    method: str  # 'token_selection' or 'embedding'
+    ids: torch.Tensor  # (B, m, m) original grids
+    mask: torch.Tensor  # (B, m, m) bool
+    target: torch.Tensor  # (B,) target concept ids
+    positions: torch.Tensor  # (N, 3) masked (image, row, col), row-major per image
+    tokens: torch.Tensor  # (N,) final argmax tokens (eq. 8)
+    checkpoint_steps: list  # steps at which tokens were recorded (0 = before the first update)
+    checkpoint_tokens: torch.Tensor  # (C, N)
+    checkpoint_prob: torch.Tensor  # (C, B) IEM target probability of the argmax grid at each checkpoint
+    loss: torch.Tensor  # (steps, B) loss per image per step
+    step_prob: torch.Tensor  # (steps, B) IEM target probability of the grid/embedding used at each step
+    p_before: torch.Tensor  # (B,) IEM target probability of the original grids
+    config: CodebookOptConfig
+    images: torch.Tensor | None = None  # (B, 3, H, W) decoded edited grids, if a VQGM was given
+    seconds: float = 0.0
+    index_offset: int = 0  # grid b drew its random start and noise from stream index_offset + b
+
+    def __len__(self):
+        return len(self.ids)
+
     def __repr__(self):
-        return (f"CodebookOptResult({self.method}, {len(self)} grids, {len(self.tokens)} optimized positions, "
-                f"{self.config.steps} steps, p_target {float(self.p_before.mean()):.3f} → {float(self.p_after.mean()):.3f})")
+        return (
+            f"CodebookOptResult({self.method}, {len(self)} grids, {len(self.tokens)} optimized positions, "
+            f"{self.config.steps} steps, p_target {float(self.p_before.mean()):.3f} → {float(self.p_after.mean()):.3f})"
+        )
 
     def edited_grids(self, tokens: torch.Tensor | None = None) -> torch.Tensor:
         "The originals with `tokens` (default: the final ones) written into the mask; asserts nothing else changed."
@@ -182,9 +234,12 @@ class CodebookOptResult:
         return out
 
     @property
-    def edited(self) -> torch.Tensor: return self.edited_grids()
+    def edited(self) -> torch.Tensor:
+        return self.edited_grids()
+
     @property
-    def p_after(self) -> torch.Tensor: return self.checkpoint_prob[-1]
+    def p_after(self) -> torch.Tensor:
+        return self.checkpoint_prob[-1]
 
     def checkpoint_grids(self) -> torch.Tensor:
         "Edited grids at every checkpoint → (C, B, m, m)."
@@ -192,49 +247,66 @@ class CodebookOptResult:
 
     def token_set(self, b: int) -> list[int]:
         "T*_codebook of image `b`: the sorted distinct final tokens inside its mask (eq. 8)."
-        if not -len(self) <= b < len(self): raise IndexError(f"image {b} out of range for {len(self)} grids")
+        if not -len(self) <= b < len(self):
+            raise IndexError(f"image {b} out of range for {len(self)} grids")
         return sorted(set(self.tokens[self.positions[:, 0] == b % len(self)].tolist()))
 
     def decode(self, vqgm, grids: torch.Tensor | None = None) -> torch.Tensor:
         "Decode `grids` (default: the final edited grids) with `vqgm` → images (B, 3, H, W)."
-        with torch.no_grad(): return vqgm.decode(self.edited if grids is None else grids)
+        with torch.no_grad():
+            return vqgm.decode(self.edited if grids is None else grids)
 
 # %% ../nbs/15_codebook_opt.ipynb #44dada6f
 def _objective(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     "f_y per image: the target's probability, logit or log-probability."
-    if kind == 'logit': return logits.gather(1, target[:, None])[:, 0]
+    if kind == 'logit':
+        return logits.gather(1, target[:, None])[:, 0]
     logp = logits.float().log_softmax(-1).gather(1, target[:, None])[:, 0]
     return logp if kind == 'log_probability' else logp.exp()
+
 
 def gumbel_noise(shape, generator: torch.Generator, device=None, dtype=torch.float32) -> torch.Tensor:
     "I.i.d. Gumbel(0, 1) samples drawn from `generator` (F.gumbel_softmax cannot take one)."
     return -torch.empty(shape, device=device, dtype=dtype).exponential_(generator=generator).log()
 
+
 class ImageStreams:
     "One random stream per grid, seeded by (run seed, the grid's index in the run): a grid's draws do not depend on its batch."
-    PURPOSE = 1   # apart from TIS's noise streams for the same image index (image_noise_seed)
+
+    PURPOSE = 1  # apart from TIS's noise streams for the same image index (image_noise_seed)
 
     def __init__(self, seed: int, rows_per_image, index_offset: int = 0, device=None):
         self.rows = [int(n) for n in rows_per_image]
         self.device = device
-        self.gens = [torch.Generator(device=device).manual_seed(image_noise_seed(seed, index_offset + b, self.PURPOSE))
-                     for b in range(len(self.rows))]
+        self.gens = [
+            torch.Generator(device=device).manual_seed(image_noise_seed(seed, index_offset + b, self.PURPOSE))
+            for b in range(len(self.rows))
+        ]
 
     def randn(self, K: int, dtype=torch.float32) -> torch.Tensor:
         "(Σ rows, K) standard normals, each grid's rows from its own stream."
-        return torch.cat([torch.randn(n, K, generator=g, device=self.device, dtype=dtype) for n, g in zip(self.rows, self.gens)])
+        return torch.cat(
+            [
+                torch.randn(n, K, generator=g, device=self.device, dtype=dtype)
+                for n, g in zip(self.rows, self.gens)
+            ]
+        )
 
     def gumbel(self, K: int, dtype=torch.float32) -> torch.Tensor:
         "(Σ rows, K) Gumbel(0, 1) samples, each grid's rows from its own stream (one RNG call per grid, one transform for all)."
         out, start = torch.empty(sum(self.rows), K, device=self.device, dtype=dtype), 0
         for n, g in zip(self.rows, self.gens):
-            out[start:start + n].exponential_(generator=g); start += n
+            out[start : start + n].exponential_(generator=g)
+            start += n
         return out.log_().neg_()
 
-def straight_through_embed(logits: torch.Tensor, codebook: torch.Tensor, tau: float,
-                           noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+
+def straight_through_embed(
+    logits: torch.Tensor, codebook: torch.Tensor, tau: float, noise: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Hard Gumbel-Softmax selection (eq. 6, 12): exact codebook rows forward, soft gradient backward → (embeddings (N, d), ids (N,))."
-    if not tau > 0: raise ValueError(f"temperature tau must be > 0, got {tau}")
+    if not tau > 0:
+        raise ValueError(f"temperature tau must be > 0, got {tau}")
     z = logits if noise is None else logits + noise
     y = (z / tau).softmax(-1)
     idx = z.argmax(-1)
@@ -244,36 +316,54 @@ def straight_through_embed(logits: torch.Tensor, codebook: torch.Tensor, tau: fl
 # %% ../nbs/15_codebook_opt.ipynb #4c650a4c
 class _MaskedOptimizer:
     "Shared machinery: inputs, masked positions, the IEM forward, checkpoints (subclasses define the variable)."
+
     method = None
 
-    def __init__(self, iem: nn.Module, codebook, config: CodebookOptConfig | None = None,
-                 concepts: Sequence[str] | None = None, n_classes: int | None = None):
+    def __init__(
+        self,
+        iem: nn.Module,
+        codebook,
+        config: CodebookOptConfig | None = None,
+        concepts: Sequence[str] | None = None,
+        n_classes: int | None = None,
+    ):
         self.vqgm = None
-        if not isinstance(codebook, torch.Tensor):                    # a VQGM: take its codebook, keep it to decode
+        if not isinstance(codebook, torch.Tensor):  # a VQGM: take its codebook, keep it to decode
             self.vqgm, codebook = codebook, codebook.codebook
         check_codebook(codebook)
         self.iem, self.codebook = iem, codebook.detach()
         self.config = config if config is not None else CodebookOptConfig()
-        self.n_classes = n_classes or getattr(getattr(iem, 'config', None), 'n_classes', None) \
+        self.n_classes = (
+            n_classes
+            or getattr(getattr(iem, 'config', None), 'n_classes', None)
             or (len(concepts) if concepts is not None else None)
-        if self.n_classes is None: raise ValueError("cannot tell the IEM's number of concepts: pass n_classes=...")
-        if concepts is None:                                           # the VQGM's concept names, if they match the IEM
+        )
+        if self.n_classes is None:
+            raise ValueError("cannot tell the IEM's number of concepts: pass n_classes=...")
+        if concepts is None:  # the VQGM's concept names, if they match the IEM
             names = getattr(self.vqgm, 'concepts', None) or getattr(self.vqgm, 'conditions', None)
             concepts = names if names is not None and len(names) == self.n_classes else None
         elif len(concepts) != self.n_classes:
             raise ValueError(f"{len(concepts)} concept names for an IEM with {self.n_classes} concepts")
         self.concepts = list(concepts) if concepts is not None else None
 
-    def __repr__(self): return f"{type(self).__name__}({type(self.iem).__name__}, K={self.codebook.shape[0]}, {self.config})"
+    def __repr__(self):
+        return f"{type(self).__name__}({type(self.iem).__name__}, K={self.codebook.shape[0]}, {self.config})"
 
-    def _device(self): return model_device(self.iem)
+    def _device(self):
+        return model_device(self.iem)
 
     def _prepare(self, ids, mask, target):
-        if isinstance(ids, np.ndarray): ids = torch.from_numpy(ids.astype(np.int64))
-        if not isinstance(ids, torch.Tensor): raise TypeError(f"ids must be a token grid tensor, got {type(ids).__name__}")
-        if ids.ndim == 2: ids = ids[None]
-        if ids.ndim != 3 or ids.shape[1] != ids.shape[2]: raise ValueError(f"ids must be (m, m) or (B, m, m) token grids, got shape {tuple(ids.shape)}")
-        if len(ids) == 0: raise ValueError("ids is an empty batch")
+        if isinstance(ids, np.ndarray):
+            ids = torch.from_numpy(ids.astype(np.int64))
+        if not isinstance(ids, torch.Tensor):
+            raise TypeError(f"ids must be a token grid tensor, got {type(ids).__name__}")
+        if ids.ndim == 2:
+            ids = ids[None]
+        if ids.ndim != 3 or ids.shape[1] != ids.shape[2]:
+            raise ValueError(f"ids must be (m, m) or (B, m, m) token grids, got shape {tuple(ids.shape)}")
+        if len(ids) == 0:
+            raise ValueError("ids is an empty batch")
         check_token_ids(ids, self.codebook.shape[0])
         ids = ids.long().cpu()
         mask = check_mask(mask, len(ids), ids.shape[1]).cpu()
@@ -291,10 +381,19 @@ class _MaskedOptimizer:
     def _grid_probs(self, ids, target, bs: int = 512):
         dev = self._device()
         cb = self.codebook.to(dev)
-        return torch.cat([_image_probs(self.iem(embed_tokens(ids[s:s + bs].to(dev), cb, check=False)), target[s:s + bs].to(dev)).cpu()
-                          for s in range(0, len(ids), bs)])
+        return torch.cat(
+            [
+                _image_probs(
+                    self.iem(embed_tokens(ids[s : s + bs].to(dev), cb, check=False)),
+                    target[s : s + bs].to(dev),
+                ).cpu()
+                for s in range(0, len(ids), bs)
+            ]
+        )
 
-    def optimize(self, ids, mask, target, progress: bool = False, index_offset: int = 0, **changes) -> CodebookOptResult:
+    def optimize(
+        self, ids, mask, target, progress: bool = False, index_offset: int = 0, **changes
+    ) -> CodebookOptResult:
         """Optimize the tokens in `mask` of grid(s) `ids` toward concept(s) `target`; `changes` override config fields.
 
         Grid b draws its random start and noise from its own stream, seeded by `cfg.seed` and `index_offset + b`
@@ -304,12 +403,15 @@ class _MaskedOptimizer:
         dev, t0 = self._device(), time.time()
         was_training = self.iem.training
         req = [p.requires_grad for p in self.iem.parameters()]
-        self.iem.eval(); [p.requires_grad_(False) for p in self.iem.parameters()]
+        self.iem.eval()
+        [p.requires_grad_(False) for p in self.iem.parameters()]
         try:
             cb = self.codebook.to(dev)
-            E0p = cb[ids.to(dev)].detach()                                   # (B, m, m, d)
+            E0p = cb[ids.to(dev)].detach()  # (B, m, m, d)
             pos_d, target_d = pos.to(dev), target.to(dev)
-            gen = ImageStreams(int(cfg.seed), torch.bincount(pos[:, 0], minlength=len(ids)), int(index_offset), dev)
+            gen = ImageStreams(
+                int(cfg.seed), torch.bincount(pos[:, 0], minlength=len(ids)), int(index_offset), dev
+            )
             state = self._init_state(ids, pos, cb, cfg, gen)
             opt = torch.optim.Adam([state], lr=cfg.lr)
             B, b_idx = len(ids), pos_d[:, 0]
@@ -317,7 +419,9 @@ class _MaskedOptimizer:
             ck_steps, ck_tokens = [], []
 
             def checkpoint(step):
-                ck_steps.append(step); ck_tokens.append(self._tokens(state.detach(), cb).cpu())
+                ck_steps.append(step)
+                ck_tokens.append(self._tokens(state.detach(), cb).cpu())
+
             checkpoint(0)
             for step in tqdm(range(cfg.steps), disable=not progress, desc=self.method):
                 e = self._embeddings(state, cb, cfg, step, gen)
@@ -327,31 +431,54 @@ class _MaskedOptimizer:
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 opt.step()
-                losses[step] = loss.detach().float().cpu(); probs[step] = _image_probs(logits.detach(), target_d).cpu()
-                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps: checkpoint(step + 1)
+                losses[step] = loss.detach().float().cpu()
+                probs[step] = _image_probs(logits.detach(), target_d).cpu()
+                if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+                    checkpoint(step + 1)
         finally:
             self.iem.train(was_training)
-            for p, r in zip(self.iem.parameters(), req): p.requires_grad_(r)
-        res = CodebookOptResult(self.method, ids, mask, target, pos, ck_tokens[-1], ck_steps, torch.stack(ck_tokens),
-                                torch.empty(0), losses, probs, torch.empty(0), cfg, index_offset=int(index_offset))
+            for p, r in zip(self.iem.parameters(), req):
+                p.requires_grad_(r)
+        res = CodebookOptResult(
+            self.method,
+            ids,
+            mask,
+            target,
+            pos,
+            ck_tokens[-1],
+            ck_steps,
+            torch.stack(ck_tokens),
+            torch.empty(0),
+            losses,
+            probs,
+            torch.empty(0),
+            cfg,
+            index_offset=int(index_offset),
+        )
         with torch.no_grad():
-            was = self.iem.training; self.iem.eval()
+            was = self.iem.training
+            self.iem.eval()
             try:
                 res.p_before = self._grid_probs(ids, target)
-                res.checkpoint_prob = torch.stack([self._grid_probs(g, target) for g in res.checkpoint_grids()])
-            finally: self.iem.train(was)
-        if self.vqgm is not None: res.images = res.decode(self.vqgm)
+                res.checkpoint_prob = torch.stack(
+                    [self._grid_probs(g, target) for g in res.checkpoint_grids()]
+                )
+            finally:
+                self.iem.train(was)
+        if self.vqgm is not None:
+            res.images = res.decode(self.vqgm)
         res.seconds = time.time() - t0
         return res
 
 # %% ../nbs/15_codebook_opt.ipynb #c3f3926f
 class TokenSelection(_MaskedOptimizer):
     "Codebook-level explanation (eq. 6–8): Adam on token-selection logits at the masked positions, hard Gumbel-Softmax, straight-through."
+
     method = 'token_selection'
 
     def _init_state(self, ids, pos, cb, cfg, gen):
         K = cb.shape[0]
-        P = gen.randn(K) * cfg.init_scale                              # pos is grouped by grid (row-major nonzero)
+        P = gen.randn(K) * cfg.init_scale  # pos is grouped by grid (row-major nonzero)
         if cfg.init == 'original':
             own = ids[pos[:, 0], pos[:, 1], pos[:, 2]].to(cb.device)
             P[torch.arange(len(pos), device=cb.device), own] += cfg.init_boost
@@ -361,31 +488,50 @@ class TokenSelection(_MaskedOptimizer):
         noise = gen.gumbel(P.shape[1], P.dtype) if cfg.noise else None
         return straight_through_embed(P, cb, cfg.tau_at(step), noise)[0]
 
-    def _tokens(self, P, cb): return P.argmax(-1)
+    def _tokens(self, P, cb):
+        return P.argmax(-1)
+
 
 class EmbeddingOptimization(_MaskedOptimizer):
     "Baseline of App. A.5: Adam on the masked embeddings themselves, then snap to the nearest codebook tokens."
+
     method = 'embedding'
 
     def _init_state(self, ids, pos, cb, cfg, gen):
         return cb[ids[pos[:, 0], pos[:, 1], pos[:, 2]].to(cb.device)].clone().requires_grad_(True)
 
-    def _embeddings(self, e, cb, cfg, step, gen): return e
+    def _embeddings(self, e, cb, cfg, step, gen):
+        return e
 
-    def _tokens(self, e, cb): return quantize(e[:, :, None, None], cb).flatten()
+    def _tokens(self, e, cb):
+        return quantize(e[:, :, None, None], cb).flatten()
 
 # %% ../nbs/15_codebook_opt.ipynb #7d59cd7c
-def full_matrix_token_selection(iem: nn.Module, codebook: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, target: int,
-                                steps: int, lr: float = 0.01, tau: float = 1.0, seed: int = 0, noise: bool = True,
-                                masked_init: torch.Tensor | None = None) -> torch.Tensor:
+def full_matrix_token_selection(
+    iem: nn.Module,
+    codebook: torch.Tensor,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    target: int,
+    steps: int,
+    lr: float = 0.01,
+    tau: float = 1.0,
+    seed: int = 0,
+    noise: bool = True,
+    masked_init: torch.Tensor | None = None,
+) -> torch.Tensor:
     "The authors' formulation for one grid: full (m², K) P, fixed rows one-hot at ±300, masked gradient → final argmax grid (m, m)."
-    K = codebook.shape[0]; m = ids.shape[-1]; dev = model_device(iem, default=codebook.device); codebook = codebook.to(dev)
+    K = codebook.shape[0]
+    m = ids.shape[-1]
+    dev = model_device(iem, default=codebook.device)
+    codebook = codebook.to(dev)
     flat, M = ids.reshape(-1).to(dev), mask.reshape(-1, 1).to(dev, torch.float32)
     gen = torch.Generator(device=dev).manual_seed(seed)
     P = torch.full((m * m, K), -300.0, device=dev)
     P[torch.arange(m * m, device=dev), flat] = 300.0
     P = torch.where(M.bool(), torch.randn(m * m, K, generator=gen, device=dev), P)
-    if masked_init is not None: P[mask.reshape(-1).to(dev)] = masked_init.to(dev, P.dtype)   # (n masked, K), row-major
+    if masked_init is not None:
+        P[mask.reshape(-1).to(dev)] = masked_init.to(dev, P.dtype)  # (n masked, K), row-major
     P.requires_grad_(True)
     opt = torch.optim.Adam([P], lr=lr)
     tgt = torch.tensor([target], device=dev)
@@ -395,7 +541,8 @@ def full_matrix_token_selection(iem: nn.Module, codebook: torch.Tensor, ids: tor
         y = (F.one_hot(y.argmax(-1), K).float() - y).detach() + y
         E = (y @ codebook).T.reshape(1, -1, m, m)
         loss = -_image_probs(iem(E), tgt).sum()
-        opt.zero_grad(set_to_none=True); loss.backward()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         P.grad.mul_(M)
         opt.step()
     return P.detach().argmax(-1).view(m, m).cpu()

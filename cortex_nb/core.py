@@ -23,23 +23,25 @@ __all__ = ['WORLD_VQGM_SOURCES', 'PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS'
 # %% ../nbs/00_core.ipynb #797a41d3
 WORLD_VQGM_SOURCES = ('release', 'retrain')
 
+
 @dataclass(frozen=True)
 class Preset:
     "The numbers shared by every step of the CORTEX pipeline."
+
     name: str
-    seed: int = 0                 # every draw downstream of the VQGM: synthetic store, IEMs, TIS, editing, audit
-    world_seed: int = 0           # the concept world and the world VQGM trained on it (the shipped release's)
-    world_vqgm: str = 'release'   # 'release': the shipped pretrained world VQGM; 'retrain': train it here
-    image_size: int = 32          # pixels per side of a generated image
-    grid_size: int = 8            # m: tokens per side of the token grid
-    codebook_size: int = 512      # K: codebook entries
-    embed_dim: int = 32           # d: channels of a codebook entry
-    n_train: int = 300            # synthetic images per concept (paper: 1000)
-    n_val: int = 50               # (paper: 300)
-    n_test: int = 50              # (paper: 50)
+    seed: int = 0  # every draw downstream of the VQGM: synthetic store, IEMs, TIS, editing, audit
+    world_seed: int = 0  # the concept world and the world VQGM trained on it (the shipped release's)
+    world_vqgm: str = 'release'  # 'release': the shipped pretrained world VQGM; 'retrain': train it here
+    image_size: int = 32  # pixels per side of a generated image
+    grid_size: int = 8  # m: tokens per side of the token grid
+    codebook_size: int = 512  # K: codebook entries
+    embed_dim: int = 32  # d: channels of a codebook entry
+    n_train: int = 300  # synthetic images per concept (paper: 1000)
+    n_val: int = 50  # (paper: 300)
+    n_test: int = 50  # (paper: 50)
     batch_size: int = 64
     smoothgrad_samples: int = 20  # N in eq. 3
-    smoothgrad_alpha: float = 0.2 # sigma = alpha * (max E - min E)
+    smoothgrad_alpha: float = 0.2  # sigma = alpha * (max E - min E)
 
     def __post_init__(self):
         if self.world_vqgm not in WORLD_VQGM_SOURCES:
@@ -52,33 +54,52 @@ class Preset:
     @property
     def n_positions(self) -> int:
         "Token positions per image, m²."
-        return self.grid_size ** 2
+        return self.grid_size**2
 
     def replace(self, **changes) -> "Preset":
         "A copy with some numbers changed (papermill parameters land here)."
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown: raise ValueError(f"Preset has no field(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(self)]}")
+        if unknown:
+            raise ValueError(
+                f"Preset has no field(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(self)]}"
+            )
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 # %% ../nbs/00_core.ipynb #74bf96f4
 PRESETS: dict[str, Preset] = {
-    'tiny':  Preset('tiny'),
-    'paper': Preset('paper', image_size=256, grid_size=16, codebook_size=16384, embed_dim=256,
-                    n_train=1000, n_val=300, n_test=50, batch_size=256),
+    'tiny': Preset('tiny'),
+    'paper': Preset(
+        'paper',
+        image_size=256,
+        grid_size=16,
+        codebook_size=16384,
+        embed_dim=256,
+        n_train=1000,
+        n_val=300,
+        n_test=50,
+        batch_size=256,
+    ),
 }
+
 
 def get_preset(name: str | Preset, **changes) -> Preset:
     "The preset called `name` (or `name` itself if it already is one), with optional `changes`."
-    if isinstance(name, Preset): return name.replace(**changes) if changes else name
-    if name not in PRESETS: raise ValueError(f"Unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+    if isinstance(name, Preset):
+        return name.replace(**changes) if changes else name
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     return PRESETS[name].replace(**changes) if changes else PRESETS[name]
 
 # %% ../nbs/00_core.ipynb #e27879a0
-def run_preset(preset: str | Preset, seed: int | None = None, retrain_vqgm: bool = False, **changes) -> Preset:
+def run_preset(
+    preset: str | Preset, seed: int | None = None, retrain_vqgm: bool = False, **changes
+) -> Preset:
     "The preset a reproduction notebook runs: `seed` for every draw downstream of the world VQGM, retrained if asked."
-    if seed is not None: changes['seed'] = seed
+    if seed is not None:
+        changes['seed'] = seed
     return get_preset(preset, world_vqgm='retrain' if retrain_vqgm else 'release', **changes)
 
 # %% ../nbs/00_core.ipynb #69e474e4
@@ -89,8 +110,11 @@ def scale_positions(n_paper: int, grid_size: int, paper_grid: int = 16) -> int:
 # %% ../nbs/00_core.ipynb #e89155c9
 def seed_everything(seed: int = 0) -> torch.Generator:
     "Seed Python, NumPy and torch (CPU and CUDA); return a torch generator seeded the same."
-    random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
-    if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #18711f2f
@@ -103,12 +127,15 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
         return dev
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
+
 def model_device(model: torch.nn.Module, default: str | torch.device | None = None) -> torch.device:
     "The device `model` computes on: its first parameter's, else its first buffer's, else `default` (the CPU if None)."
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
     return first.device if first is not None else torch.device(default if default is not None else 'cpu')
 
-SMALL_PRESET_THREADS = 2   # CI's two cores
+
+SMALL_PRESET_THREADS = 2  # CI's two cores
+
 
 def set_torch_threads(preset: str | Preset) -> int:
     "Cap torch's CPU threads at 2 for small presets trained on the CPU (any such run then gives CI's numbers); leave every core to 'paper' and to GPU runs. Return the count."
@@ -120,106 +147,161 @@ def set_torch_threads(preset: str | Preset) -> int:
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')
 
+
 def bf16_kernels(device: str | torch.device | None = None) -> str:
     "Which native bfloat16 path `device` (default: `get_device()`'s) has: 'AMX', 'AVX-512 BF16', 'CUDA' or 'none'."
     device = torch.device(device) if device is not None else get_device()
-    if device.type == 'cuda': return 'CUDA' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'none'
+    if device.type == 'cuda':
+        return 'CUDA' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'none'
     try:
-        if torch.cpu._is_amx_tile_supported(): return 'AMX'
-        if torch.cpu._is_avx512_bf16_supported(): return 'AVX-512 BF16'
-    except AttributeError: pass
+        if torch.cpu._is_amx_tile_supported():
+            return 'AMX'
+        if torch.cpu._is_avx512_bf16_supported():
+            return 'AVX-512 BF16'
+    except AttributeError:
+        pass
     return 'none'
+
 
 def native_bf16(device: str | torch.device | None = None) -> bool:
     "Whether `device` (default: `get_device()`'s, where training runs) computes bfloat16 natively (AVX-512 BF16/AMX CPU, bf16 GPU)."
     return bf16_kernels(device) != 'none'
 
+
 def autocast(precision: str, device: str | torch.device = 'cpu'):
     "`torch.autocast` to bfloat16 for `precision='bf16'`, a no-op context for 'fp32'."
-    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == 'bf16')
 
 # %% ../nbs/00_core.ipynb #398bb9a7
 def cpu_model() -> str:
     "The CPU's model name (Linux /proc/cpuinfo, else `platform.processor()`), or 'unknown CPU'."
     import platform
+
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or 'unknown CPU'
+
 
 def machine_description(device: str | torch.device | None = None) -> str:
     "The hardware behind a run's numbers: model, cores, native bf16 path and torch version."
     device = torch.device(device) if device is not None else get_device()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()   # the CPUs this process may use
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    )  # the CPUs this process may use
     model = torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{cpu_model()}, {cores} cores'
     return f'{model}, bf16: {bf16_kernels(device)}, torch {torch.__version__.split("+")[0]}'
 
 # %% ../nbs/00_core.ipynb #ea936743
 def _umask() -> int:
-    mask = os.umask(0); os.umask(mask); return mask
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     "Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the result the usual permissions
     try:
         yield Path(tmp)
-        with open(tmp, 'rb+') as f: os.fsync(f.fileno())
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp): os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = 'w', **kwargs):
     "Open a temporary file for writing that replaces `path` only when the block succeeds."
     with atomic_path(path) as tmp:
-        with open(tmp, mode, **kwargs) as f: yield f
+        with open(tmp, mode, **kwargs) as f:
+            yield f
+
 
 def write_json(path, obj) -> Path:
     "Write `obj` as pretty, key-sorted JSON atomically."
-    with atomic_write(path) as f: json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
     return Path(path)
 
+
 def _json_default(o):
-    if dataclasses.is_dataclass(o): return dataclasses.asdict(o)
-    if isinstance(o, (np.integer, np.floating)): return o.item()
-    if isinstance(o, (Path, torch.device, torch.dtype)): return str(o)
-    if isinstance(o, (set, tuple)): return list(o)
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if isinstance(o, (np.integer, np.floating)):
+        return o.item()
+    if isinstance(o, (Path, torch.device, torch.dtype)):
+        return str(o)
+    if isinstance(o, (set, tuple)):
+        return list(o)
     raise TypeError(f"Cannot write {type(o).__name__} as JSON")
 
 # %% ../nbs/00_core.ipynb #664160be
 def save_figure(fig, path, dpi: int = 150) -> Path:
     "Write matplotlib figure `fig` as a PNG at `path` atomically (tight bounding box); return the path."
-    with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=dpi, bbox_inches='tight')
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=dpi, bbox_inches='tight')
     return Path(path)
+
 
 def save_table(df, path) -> Path:
     "Write DataFrame `df` as a CSV at `path` atomically, without its index; return the path."
-    with atomic_path(path) as tmp: df.to_csv(tmp, index=False)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #4845e177
 def _canonical(obj):
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {'__type__': type(obj).__name__, **{k: _canonical(v) for k, v in dataclasses.asdict(obj).items()}}
-    if isinstance(obj, dict): return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple)): return [_canonical(v) for v in obj]
-    if isinstance(obj, float): return float(repr(obj)) if np.isfinite(obj) else str(obj)
-    if isinstance(obj, (np.integer, np.floating)): return _canonical(obj.item())
-    if isinstance(obj, (str, int, bool)) or obj is None: return obj
-    if isinstance(obj, (Path, torch.device, torch.dtype)): return str(obj)
-    if isinstance(obj, torch.nn.Module): return {'__module__': type(obj).__name__, 'state': _canonical(obj.state_dict())}
-    if type(obj).__name__ == 'DataFrame': return {'__frame__': list(map(str, obj.columns)), 'sha256': hashlib.sha256(obj.to_csv(index=False).encode()).hexdigest()}
-    if isinstance(obj, torch.Tensor): obj = obj.detach().cpu().float().numpy() if obj.dtype == torch.bfloat16 else obj.detach().cpu().numpy()
+        return {
+            '__type__': type(obj).__name__,
+            **{k: _canonical(v) for k, v in dataclasses.asdict(obj).items()},
+        }
+    if isinstance(obj, dict):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, float):
+        return float(repr(obj)) if np.isfinite(obj) else str(obj)
+    if isinstance(obj, (np.integer, np.floating)):
+        return _canonical(obj.item())
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, (Path, torch.device, torch.dtype)):
+        return str(obj)
+    if isinstance(obj, torch.nn.Module):
+        return {'__module__': type(obj).__name__, 'state': _canonical(obj.state_dict())}
+    if type(obj).__name__ == 'DataFrame':
+        return {
+            '__frame__': list(map(str, obj.columns)),
+            'sha256': hashlib.sha256(obj.to_csv(index=False).encode()).hexdigest(),
+        }
+    if isinstance(obj, torch.Tensor):
+        obj = (
+            obj.detach().cpu().float().numpy() if obj.dtype == torch.bfloat16 else obj.detach().cpu().numpy()
+        )
     if isinstance(obj, np.ndarray):
         arr = np.ascontiguousarray(obj)
-        return {'__array__': f"{arr.dtype.str}{list(arr.shape)}", 'sha256': hashlib.sha256(arr).hexdigest()}   # the buffer itself: no copy of a large image set
-    raise TypeError(f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors and modules")
+        return {
+            '__array__': f"{arr.dtype.str}{list(arr.shape)}",
+            'sha256': hashlib.sha256(arr).hexdigest(),
+        }  # the buffer itself: no copy of a large image set
+    raise TypeError(
+        f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors and modules"
+    )
+
 
 def config_hash(*configs, length: int = 12) -> str:
     "A stable hex digest of one or more configs (dataclasses, dicts, lists, scalars)."
@@ -230,133 +312,185 @@ def config_hash(*configs, length: int = 12) -> str:
 @contextlib.contextmanager
 def _exclusive(lock_path: Path):
     "Hold an exclusive lock on `lock_path` (POSIX `flock`; no lock where that is unavailable)."
-    try: import fcntl
-    except ImportError: yield; return
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
     with open(lock_path, 'w') as f:
         fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
 
 def default_cache_dir() -> Path:
     "Where artifacts are cached: `$CORTEX_NB_CACHE`, else `~/.cache/cortex_nb`."
-    return Path(os.environ.get('CORTEX_NB_CACHE', Path.home()/'.cache'/'cortex_nb'))
+    return Path(os.environ.get('CORTEX_NB_CACHE', Path.home() / '.cache' / 'cortex_nb'))
+
 
 class ArtifactCache:
     "Artifacts in `root/kind/<config hash>/`, built once and complete or absent."
-    def __init__(self, root: str | os.PathLike | None = None): self.root = Path(root) if root else default_cache_dir()
-    def __repr__(self): return f"ArtifactCache({str(self.root)!r})"
+
+    def __init__(self, root: str | os.PathLike | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def __repr__(self):
+        return f"ArtifactCache({str(self.root)!r})"
 
     def path(self, kind: str, config) -> Path:
         "The folder for the artifact of `kind` made by `config` (whether or not it exists yet)."
-        return self.root/kind/config_hash(config)
+        return self.root / kind / config_hash(config)
 
     def exists(self, kind: str, config) -> bool:
         "Whether a finished artifact for `config` is cached."
-        return (self.path(kind, config)/'DONE').exists()
+        return (self.path(kind, config) / 'DONE').exists()
 
     def get_or_build(self, kind: str, config, build: Callable[[Path], Any], verbose: bool = True) -> Path:
         "The folder of the cached artifact, calling `build(folder)` to make it first if needed."
         final = self.path(kind, config)
-        if (final/'DONE').exists(): return final
+        if (final / 'DONE').exists():
+            return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with _exclusive(final.with_name(final.name + '.lock')):  # a second process waits, then reuses
-            if (final/'DONE').exists(): return final
+            if (final / 'DONE').exists():
+                return final
             # build in a work folder that survives interruption, so resumable builds can pick up
-            work = final.with_name(final.name + '.partial'); work.mkdir(exist_ok=True)
-            write_json(work/'config.json', _canonical(config))
-            if verbose: print(f"building {kind} {final.name} in {work}")
+            work = final.with_name(final.name + '.partial')
+            work.mkdir(exist_ok=True)
+            write_json(work / 'config.json', _canonical(config))
+            if verbose:
+                print(f"building {kind} {final.name} in {work}")
             build(work)
-            (work/'DONE').write_text('ok')
-            if final.exists(): shutil.rmtree(final)
+            (work / 'DONE').write_text('ok')
+            if final.exists():
+                shutil.rmtree(final)
             os.replace(work, final)
         return final
 
     def clear(self, kind: str | None = None):
         "Delete every cached artifact (of `kind`, if given)."
-        target = self.root/kind if kind else self.root
-        if target.exists(): shutil.rmtree(target)
+        target = self.root / kind if kind else self.root
+        if target.exists():
+            shutil.rmtree(target)
 
 # %% ../nbs/00_core.ipynb #923cb96b
 def cached_frame(cache: ArtifactCache, kind: str, key, build: Callable[[], Any], verbose: bool = False):
     "The DataFrame `build()` returns, computed once per `key` (configs, tensors, modules) and then read from `cache`."
     import pandas as pd
+
     def make(folder):
         df = build()
-        if not isinstance(df, pd.DataFrame): raise TypeError(f"cached_frame build for {kind!r} returned a {type(df).__name__}, not a DataFrame")
-        save_table(df, folder/'table.csv')
-    return pd.read_csv(cache.get_or_build(kind, key, make, verbose=verbose)/'table.csv')
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(
+                f"cached_frame build for {kind!r} returned a {type(df).__name__}, not a DataFrame"
+            )
+        save_table(df, folder / 'table.csv')
+
+    return pd.read_csv(cache.get_or_build(kind, key, make, verbose=verbose) / 'table.csv')
 
 # %% ../nbs/00_core.ipynb #ab12d120
 MANIFEST = 'manifest.json'
+
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     "The sha256 hex digest of the file at `path`, read a chunk at a time."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''): h.update(block)
+        for block in iter(lambda: f.read(chunk), b''):
+            h.update(block)
     return h.hexdigest()
+
 
 def write_manifest(folder: str | os.PathLike, **meta) -> Path:
     "Record the sha256 and size of every file under `folder` (but the manifest) in `folder/manifest.json`."
     folder = Path(folder)
-    files = {p.relative_to(folder).as_posix(): {'sha256': file_sha256(p), 'bytes': p.stat().st_size}
-             for p in sorted(folder.rglob('*')) if p.is_file() and p.name != MANIFEST}
-    return write_json(folder/MANIFEST, {'files': files, **meta})
+    files = {
+        p.relative_to(folder).as_posix(): {'sha256': file_sha256(p), 'bytes': p.stat().st_size}
+        for p in sorted(folder.rglob('*'))
+        if p.is_file() and p.name != MANIFEST
+    }
+    return write_json(folder / MANIFEST, {'files': files, **meta})
 
 # %% ../nbs/00_core.ipynb #4ed95ca0
-_VERIFIED: dict = {}   # folder → (stamp of its files, manifest): a release is hashed once per process
+_VERIFIED: dict = {}  # folder → (stamp of its files, manifest): a release is hashed once per process
+
 
 def _files_stamp(folder: Path) -> tuple:
-    return tuple((p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob('*')) if p.is_file())
+    return tuple(
+        (p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob('*'))
+        if p.is_file()
+    )
+
 
 def verify_manifest(folder: str | os.PathLike) -> dict:
     "The manifest of release `folder`, after checking each file it lists against its sha256; raise naming the file."
     folder = Path(folder).resolve()
-    path = folder/MANIFEST
-    if not path.is_file(): raise FileNotFoundError(f"{folder} is not a release: it has no {MANIFEST}")
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a release: it has no {MANIFEST}")
     stamp = _files_stamp(folder)
-    if folder in _VERIFIED and _VERIFIED[folder][0] == stamp: return _VERIFIED[folder][1]
-    try: manifest = json.loads(path.read_text())
-    except ValueError as e: raise ValueError(f"{path} is corrupt (not JSON: {e})") from None
+    if folder in _VERIFIED and _VERIFIED[folder][0] == stamp:
+        return _VERIFIED[folder][1]
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path} is corrupt (not JSON: {e})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get('files'), dict):
         raise ValueError(f"{path} is corrupt: it lists no files")
     for rel, entry in manifest['files'].items():
-        f = folder/rel
-        if not f.is_file(): raise FileNotFoundError(f"release {folder}: {rel} is missing (listed in {MANIFEST})")
+        f = folder / rel
+        if not f.is_file():
+            raise FileNotFoundError(f"release {folder}: {rel} is missing (listed in {MANIFEST})")
         if f.stat().st_size != entry['bytes'] or file_sha256(f) != entry['sha256']:
-            raise ValueError(f"release file {f} is corrupt or was changed: its sha256 differs from {MANIFEST}'s "
-                             f"({entry['bytes']:,} bytes recorded, {f.stat().st_size:,} found)")
+            raise ValueError(
+                f"release file {f} is corrupt or was changed: its sha256 differs from {MANIFEST}'s "
+                f"({entry['bytes']:,} bytes recorded, {f.stat().st_size:,} found)"
+            )
     _VERIFIED[folder] = (stamp, manifest)
     return manifest
 
+
 def release_id(folder: str | os.PathLike, length: int = 12) -> str:
     "A short id of release `folder`: the sha256 of its manifest, which names every file's sha256."
-    return file_sha256(Path(folder)/MANIFEST)[:length]
+    return file_sha256(Path(folder) / MANIFEST)[:length]
 
 # %% ../nbs/00_core.ipynb #d37bad92
 RELEASE_FIELDS = ('name', 'world_seed', 'image_size', 'grid_size', 'codebook_size', 'embed_dim')
 
+
 def releases_dir() -> Path:
     "Where releases are looked up: `$CORTEX_NB_RELEASES`, else the package's own `cortex_nb/releases/`."
-    if os.environ.get('CORTEX_NB_RELEASES'): return Path(os.environ['CORTEX_NB_RELEASES'])
+    if os.environ.get('CORTEX_NB_RELEASES'):
+        return Path(os.environ['CORTEX_NB_RELEASES'])
     import cortex_nb
-    return Path(cortex_nb.__file__).resolve().parent/'releases'
+
+    return Path(cortex_nb.__file__).resolve().parent / 'releases'
+
 
 def world_release_name(preset: str | Preset) -> str:
     "The folder name of `preset`'s world VQGM release, e.g. 'world-vqgm-tiny'."
     return f'world-vqgm-{get_preset(preset).name}'
 
+
 def world_release(preset: str | Preset, folder: str | os.PathLike | None = None) -> Path | None:
     "The verified release folder of `preset`'s world VQGM, or None: retrain asked, or no release made for these numbers."
     p = get_preset(preset)
-    if p.world_vqgm == 'retrain': return None
-    folder = Path(folder) if folder is not None else releases_dir()/world_release_name(p)
-    if not folder.is_dir(): return None
+    if p.world_vqgm == 'retrain':
+        return None
+    folder = Path(folder) if folder is not None else releases_dir() / world_release_name(p)
+    if not folder.is_dir():
+        return None
     made_for = verify_manifest(folder).get('preset', {})
     differ = {k: (getattr(p, k), v) for k, v in made_for.items() if getattr(p, k, None) != v}
     if differ:
         import warnings
-        warnings.warn(f"the shipped world VQGM {folder.name} was trained for other numbers "
-                      f"({', '.join(f'{k} {a} ≠ {b}' for k, (a, b) in differ.items())}): it is trained here instead")
+
+        warnings.warn(
+            f"the shipped world VQGM {folder.name} was trained for other numbers "
+            f"({', '.join(f'{k} {a} ≠ {b}' for k, (a, b) in differ.items())}): it is trained here instead"
+        )
         return None
     return folder

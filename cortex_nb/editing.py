@@ -15,11 +15,27 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from .core import Preset, get_preset, ArtifactCache, write_json, atomic_path, cached_frame, config_hash
+from cortex_nb.core import (
+    Preset,
+    get_preset,
+    ArtifactCache,
+    write_json,
+    atomic_path,
+    cached_frame,
+    config_hash,
+)
 from .codebook import check_codebook, codebook_fingerprint
 from .synthetic import store_images, vqgm_fingerprint
-from .codebook_opt import (CodebookOptConfig, CodebookOptResult, TokenSelection, EmbeddingOptimization, ImageStreams,
-                                    mask_side, central_mask, region_box_mask)
+from cortex_nb.codebook_opt import (
+    CodebookOptConfig,
+    CodebookOptResult,
+    TokenSelection,
+    EmbeddingOptimization,
+    ImageStreams,
+    mask_side,
+    central_mask,
+    region_box_mask,
+)
 
 # %% auto #0
 __all__ = ['METHODS', 'MASK_SETTINGS', 'PAPER_EDIT_PAIRS', 'EditingConfig', 'partner_map', 'EditSet', 'make_edit_set',
@@ -31,32 +47,42 @@ __all__ = ['METHODS', 'MASK_SETTINGS', 'PAPER_EDIT_PAIRS', 'EditingConfig', 'par
 METHODS = {'token_selection': TokenSelection, 'embedding': EmbeddingOptimization}
 MASK_SETTINGS = ('part', 'central')
 
+
 @dataclass(frozen=True)
 class EditingConfig:
     "Which images, masks, IEMs and methods the editing experiment uses, and the optimizer settings."
-    n_per_concept: int = 50            # rendered test images per concept (paper: 50 per bird category)
-    image_seed: int = 515_151          # render seed of the editing images (not used by any training set)
-    side: int | None = None            # mask box side (None: the paper's area fraction, mask_side(m))
-    central_start: int | None = None   # first row/col of the central box (None: centred; the authors' 16×16: 7)
-    iems: tuple = ('ce', 're')         # the paper skips TE (too slow to optimize through)
+
+    n_per_concept: int = 50  # rendered test images per concept (paper: 50 per bird category)
+    image_seed: int = 515_151  # render seed of the editing images (not used by any training set)
+    side: int | None = None  # mask box side (None: the paper's area fraction, mask_side(m))
+    central_start: int | None = (
+        None  # first row/col of the central box (None: centred; the authors' 16×16: 7)
+    )
+    iems: tuple = ('ce', 're')  # the paper skips TE (too slow to optimize through)
     methods: tuple = ('token_selection', 'embedding')
     settings: tuple = MASK_SETTINGS
-    batch_size: int = 512              # grids optimized together
+    batch_size: int = 512  # grids optimized together
     opt: CodebookOptConfig = field(default_factory=CodebookOptConfig)
 
     def __post_init__(self):
         if not (isinstance(self.n_per_concept, (int, np.integer)) and self.n_per_concept >= 1):
             raise ValueError(f"n_per_concept must be an int ≥ 1, got {self.n_per_concept!r}")
         bad = [m for m in self.methods if m not in METHODS]
-        if bad: raise ValueError(f"unknown method(s) {bad}; known: {list(METHODS)}")
+        if bad:
+            raise ValueError(f"unknown method(s) {bad}; known: {list(METHODS)}")
         bad = [s for s in self.settings if s not in MASK_SETTINGS]
-        if bad: raise ValueError(f"unknown mask setting(s) {bad}; known: {list(MASK_SETTINGS)}")
+        if bad:
+            raise ValueError(f"unknown mask setting(s) {bad}; known: {list(MASK_SETTINGS)}")
 
     @classmethod
     def for_preset(cls, preset: str | Preset = 'tiny', **changes) -> "EditingConfig":
         "The paper's counts on `paper` (50 images per concept, central box at 7..10); 10 per concept otherwise."
         p = get_preset(preset)
-        base = dict(n_per_concept=50, central_start=7) if p.name == 'paper' else dict(n_per_concept=10, batch_size=256)
+        base = (
+            dict(n_per_concept=50, central_start=7)
+            if p.name == 'paper'
+            else dict(n_per_concept=10, batch_size=256)
+        )
         return cls(**{**base, 'opt': CodebookOptConfig.for_preset(p), **changes})
 
 # %% ../nbs/16_editing.ipynb #af4ff135
@@ -65,179 +91,336 @@ def partner_map(pairs: Sequence[tuple[int, int]]) -> dict[int, int]:
     out = {}
     for a, b in pairs:
         for x, y in ((a, b), (b, a)):
-            if x in out: raise ValueError(f"concept {x} is in more than one pair")
+            if x in out:
+                raise ValueError(f"concept {x} is in more than one pair")
             out[x] = y
     return out
+
 
 @dataclass
 class EditSet:
     "Grids to edit: rendered images, their tokens, original and target concepts, per-setting masks."
-    images: torch.Tensor      # (B, 3, H, W) rendered
-    ids: torch.Tensor         # (B, m, m) tokens of the rendered images
-    labels: torch.Tensor      # (B,) original concept
-    targets: torch.Tensor     # (B,) partner concept
-    masks: dict               # setting → (B, m, m) bool
+
+    images: torch.Tensor  # (B, 3, H, W) rendered
+    ids: torch.Tensor  # (B, m, m) tokens of the rendered images
+    labels: torch.Tensor  # (B,) original concept
+    targets: torch.Tensor  # (B,) partner concept
+    masks: dict  # setting → (B, m, m) bool
     concepts: list
 
-    def __len__(self): return len(self.ids)
-    def __repr__(self): return f"EditSet({len(self)} grids, {len(self.concepts)} concepts, masks {sorted(self.masks)})"
+    def __len__(self):
+        return len(self.ids)
 
-def make_edit_set(world, vqgm, n_per_concept: int, seed: int, side: int | None = None,
-                  central_start: int | None = None) -> EditSet:
+    def __repr__(self):
+        return f"EditSet({len(self)} grids, {len(self.concepts)} concepts, masks {sorted(self.masks)})"
+
+
+def make_edit_set(
+    world, vqgm, n_per_concept: int, seed: int, side: int | None = None, central_start: int | None = None
+) -> EditSet:
     "Render `n_per_concept` images of every paired concept, tokenize them with `vqgm`, attach partners and masks."
     partners = partner_map(world.pairs)
     concepts = sorted(partners)
     batch = world.sample(n_per_concept, seed=seed, conditions=concepts)
     images = torch.from_numpy(batch.images).float()
-    with torch.no_grad(): ids = vqgm.encode(images).cpu().long()
+    with torch.no_grad():
+        ids = vqgm.encode(images).cpu().long()
     m = ids.shape[-1]
     side = mask_side(m) if side is None else side
     labels = torch.from_numpy(batch.labels).long()
-    masks = {'part': region_box_mask(torch.from_numpy(batch.head_mask), m, side),
-             'central': central_mask(m, side, central_start).expand(len(ids), m, m).clone()}
-    return EditSet(images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(world.concepts))
+    masks = {
+        'part': region_box_mask(torch.from_numpy(batch.head_mask), m, side),
+        'central': central_mask(m, side, central_start).expand(len(ids), m, m).clone(),
+    }
+    return EditSet(
+        images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(world.concepts)
+    )
 
 # %% ../nbs/16_editing.ipynb #23efa76b
-PAPER_EDIT_PAIRS = tuple((label, 30 - label) for label in range(10, 15))   # (10, 20) … (14, 16): bird classes of ImageNet
+PAPER_EDIT_PAIRS = tuple(
+    (label, 30 - label) for label in range(10, 15)
+)  # (10, 20) … (14, 16): bird classes of ImageNet
+
 
 def default_edit_pairs(n_classes: int) -> tuple[tuple[int, int], ...]:
     "The paper's five ImageNet pairs for a 1000-class VQGM, else (0, 1), (2, 3), … (at most five pairs)."
-    if n_classes == 1000: return PAPER_EDIT_PAIRS
-    if n_classes < 2: raise ValueError(f"editing needs at least two classes to pair, got {n_classes}")
+    if n_classes == 1000:
+        return PAPER_EDIT_PAIRS
+    if n_classes < 2:
+        raise ValueError(f"editing needs at least two classes to pair, got {n_classes}")
     return tuple((c, c + 1) for c in range(0, min(n_classes, 10) - 1, 2))
 
-def store_edit_set(vqgm, store, pairs: Sequence[tuple[int, int]], n_per_concept: int, side: int | None = None,
-                   central_start: int | None = None, split: str = 'test') -> EditSet:
+
+def store_edit_set(
+    vqgm,
+    store,
+    pairs: Sequence[tuple[int, int]],
+    n_per_concept: int,
+    side: int | None = None,
+    central_start: int | None = None,
+    split: str = 'test',
+) -> EditSet:
     "The first `n_per_concept` `split` grids of every class in `pairs`, decoded, with partners and the central mask."
     partners = partner_map(pairs)
     labels_all = store.labels(split)
     bad = [c for c in partners if not 0 <= c < len(store.conditions)]
-    if bad: raise ValueError(f"pair classes {bad} are not classes of the store ({len(store.conditions)} classes)")
+    if bad:
+        raise ValueError(f"pair classes {bad} are not classes of the store ({len(store.conditions)} classes)")
     idx = np.concatenate([np.nonzero(labels_all == c)[0][:n_per_concept] for c in sorted(partners)])
     short = [c for c in sorted(partners) if (labels_all[idx] == c).sum() < n_per_concept]
-    if short: raise ValueError(f"the store's {split} split holds fewer than {n_per_concept} grids of class(es) {short}")
+    if short:
+        raise ValueError(
+            f"the store's {split} split holds fewer than {n_per_concept} grids of class(es) {short}"
+        )
     ids, labels = store.batch(split, idx)
-    with torch.no_grad(): images = store_images(vqgm, store, split, idx).float().clamp(0, 1).cpu()   # refuses a store of another codebook
+    with torch.no_grad():
+        images = (
+            store_images(vqgm, store, split, idx).float().clamp(0, 1).cpu()
+        )  # refuses a store of another codebook
     m = ids.shape[-1]
-    masks = {'central': central_mask(m, mask_side(m) if side is None else side, central_start).expand(len(ids), m, m).clone()}
-    return EditSet(images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(store.conditions))
+    masks = {
+        'central': central_mask(m, mask_side(m) if side is None else side, central_start)
+        .expand(len(ids), m, m)
+        .clone()
+    }
+    return EditSet(
+        images, ids, labels, torch.tensor([partners[int(c)] for c in labels]), masks, list(store.conditions)
+    )
 
 # %% ../nbs/16_editing.ipynb #5ea826b2
 def _cat_results(parts: list[CodebookOptResult]) -> CodebookOptResult:
     "Join results of consecutive batches (same method and config) into one."
-    if len(parts) == 1: return parts[0]
+    if len(parts) == 1:
+        return parts[0]
     offs = np.cumsum([0] + [len(p) for p in parts[:-1]])
     if [p.index_offset for p in parts] != [parts[0].index_offset + int(o) for o in offs]:
-        raise ValueError(f"batches drew from streams {[p.index_offset for p in parts]}, not consecutive ones for sizes {[len(p) for p in parts]}")
+        raise ValueError(
+            f"batches drew from streams {[p.index_offset for p in parts]}, not consecutive ones for sizes {[len(p) for p in parts]}"
+        )
     pos = torch.cat([p.positions + torch.tensor([int(o), 0, 0]) for p, o in zip(parts, offs)])
     cat = lambda name, dim=0: torch.cat([getattr(p, name) for p in parts], dim)
     images = cat('images') if all(p.images is not None for p in parts) else None
-    return CodebookOptResult(parts[0].method, cat('ids'), cat('mask'), cat('target'), pos, cat('tokens'),
-                             parts[0].checkpoint_steps, cat('checkpoint_tokens', 1), cat('checkpoint_prob', 1),
-                             cat('loss', 1), cat('step_prob', 1), cat('p_before'), parts[0].config, images,
-                             sum(p.seconds for p in parts), parts[0].index_offset)
+    return CodebookOptResult(
+        parts[0].method,
+        cat('ids'),
+        cat('mask'),
+        cat('target'),
+        pos,
+        cat('tokens'),
+        parts[0].checkpoint_steps,
+        cat('checkpoint_tokens', 1),
+        cat('checkpoint_prob', 1),
+        cat('loss', 1),
+        cat('step_prob', 1),
+        cat('p_before'),
+        parts[0].config,
+        images,
+        sum(p.seconds for p in parts),
+        parts[0].index_offset,
+    )
 
-def run_edits(iem: nn.Module, vqgm, edit_set: EditSet, method: str, setting: str, config: CodebookOptConfig,
-              batch_size: int = 512, progress: bool = False) -> CodebookOptResult:
+
+def run_edits(
+    iem: nn.Module,
+    vqgm,
+    edit_set: EditSet,
+    method: str,
+    setting: str,
+    config: CodebookOptConfig,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> CodebookOptResult:
     "Optimize every grid of `edit_set` toward its partner with `method` inside the `setting` mask."
-    if method not in METHODS: raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
-    if setting not in edit_set.masks: raise ValueError(f"unknown mask setting {setting!r}; this set has {sorted(edit_set.masks)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {list(METHODS)}")
+    if setting not in edit_set.masks:
+        raise ValueError(f"unknown mask setting {setting!r}; this set has {sorted(edit_set.masks)}")
     opt = METHODS[method](iem, vqgm.codebook, config, concepts=edit_set.concepts)
     parts = []
     for s in tqdm(range(0, len(edit_set), batch_size), disable=not progress, desc=f'{method}/{setting}'):
         sl = slice(s, s + batch_size)
-        parts.append(opt.optimize(edit_set.ids[sl], edit_set.masks[setting][sl], edit_set.targets[sl], index_offset=s))
+        parts.append(
+            opt.optimize(edit_set.ids[sl], edit_set.masks[setting][sl], edit_set.targets[sl], index_offset=s)
+        )
     return _cat_results(parts)
 
 # %% ../nbs/16_editing.ipynb #3fd69baa
 @torch.no_grad()
-def score_edits(result: CodebookOptResult, labels: torch.Tensor, evaluators: dict, vqgm,
-                before: dict | None = None, batch_size: int = 256) -> pd.DataFrame:
+def score_edits(
+    result: CodebookOptResult,
+    labels: torch.Tensor,
+    evaluators: dict,
+    vqgm,
+    before: dict | None = None,
+    batch_size: int = 256,
+) -> pd.DataFrame:
     "Per image and evaluator: P_orig / P_targ before, after the final step and at the best checkpoint (by the evaluator's P_targ)."
     labels = torch.as_tensor(labels).long()
-    if len(labels) != len(result): raise ValueError(f"{len(labels)} labels for {len(result)} edited grids")
-    grids = result.checkpoint_grids()                                            # (C, B, m, m)
+    if len(labels) != len(result):
+        raise ValueError(f"{len(labels)} labels for {len(result)} edited grids")
+    grids = result.checkpoint_grids()  # (C, B, m, m)
     outside = ~result.mask
     if not all(torch.equal(g[outside], result.ids[outside]) for g in grids):
         raise RuntimeError("an edited grid differs from its original outside the mask")
-    dec = lambda g: torch.cat([vqgm.decode(g[s:s + batch_size]).cpu() for s in range(0, len(g), batch_size)])
+    dec = lambda g: torch.cat(
+        [vqgm.decode(g[s : s + batch_size]).cpu() for s in range(0, len(g), batch_size)]
+    )
     imgs0 = dec(result.ids)
-    images = torch.stack([dec(g) for g in grids[1:]])                            # (C-1, B, 3, H, W): checkpoints after step 0
+    images = torch.stack([dec(g) for g in grids[1:]])  # (C-1, B, 3, H, W): checkpoints after step 0
     B, rows = len(result), []
     ar = torch.arange(B)
     for name, ev in evaluators.items():
         p0 = before[name] if before is not None and name in before else ev.predict_proba(imgs0)
-        pc = torch.stack([ev.predict_proba(x) for x in images])                  # (C-1, B, n)
+        pc = torch.stack([ev.predict_proba(x) for x in images])  # (C-1, B, n)
         orig_c, targ_c = pc[:, ar, labels], pc[:, ar, result.target]
         best = targ_c.argmax(0)
-        rows.append(pd.DataFrame({
-            'evaluator': name, 'image': ar.numpy(), 'label': labels.numpy(), 'target': result.target.numpy(),
-            'correct_before': (p0.argmax(1) == labels).numpy(),
-            'p_orig_before': p0[ar, labels].numpy(), 'p_targ_before': p0[ar, result.target].numpy(),
-            'p_orig_after': orig_c[-1].numpy(), 'p_targ_after': targ_c[-1].numpy(),
-            'correct_after': (pc[-1].argmax(1) == labels).numpy(), 'target_top1_after': (pc[-1].argmax(1) == result.target).numpy(),
-            'best_step': np.asarray(result.checkpoint_steps[1:])[best.numpy()],
-            'p_orig_best': orig_c[best, ar].numpy(), 'p_targ_best': targ_c[best, ar].numpy(),
-            'iem_p_targ_before': result.p_before.numpy(), 'iem_p_targ_after': result.p_after.numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    'evaluator': name,
+                    'image': ar.numpy(),
+                    'label': labels.numpy(),
+                    'target': result.target.numpy(),
+                    'correct_before': (p0.argmax(1) == labels).numpy(),
+                    'p_orig_before': p0[ar, labels].numpy(),
+                    'p_targ_before': p0[ar, result.target].numpy(),
+                    'p_orig_after': orig_c[-1].numpy(),
+                    'p_targ_after': targ_c[-1].numpy(),
+                    'correct_after': (pc[-1].argmax(1) == labels).numpy(),
+                    'target_top1_after': (pc[-1].argmax(1) == result.target).numpy(),
+                    'best_step': np.asarray(result.checkpoint_steps[1:])[best.numpy()],
+                    'p_orig_best': orig_c[best, ar].numpy(),
+                    'p_targ_best': targ_c[best, ar].numpy(),
+                    'iem_p_targ_before': result.p_before.numpy(),
+                    'iem_p_targ_after': result.p_after.numpy(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
-def summarize_edits(per_image: pd.DataFrame, keys: Sequence[str] = ('iem', 'evaluator', 'mask_setting', 'method')) -> pd.DataFrame:
+
+def summarize_edits(
+    per_image: pd.DataFrame, keys: Sequence[str] = ('iem', 'evaluator', 'mask_setting', 'method')
+) -> pd.DataFrame:
     "Table 5: per group, acc_orig, p_orig, p_targ before, ΔP_orig / ΔP_targ (final step), P_targ ratio, and best-of-checkpoints columns."
     keys = [k for k in keys if k in per_image.columns]
+
     def agg(g):
         pt0, pt1, ptb = g.p_targ_before.mean(), g.p_targ_after.mean(), g.p_targ_best.mean()
-        return pd.Series({
-            'acc_orig': g.correct_before.mean(), 'p_orig': g.p_orig_before.mean(), 'p_targ': pt0,
-            'delta_p_orig': (g.p_orig_after - g.p_orig_before).mean(), 'delta_p_targ': (g.p_targ_after - g.p_targ_before).mean(),
-            'p_targ_after': pt1, 'p_targ_ratio': pt1 / pt0 if pt0 > 0 else float('nan'),
-            'acc_orig_after': g.correct_after.mean(), 'target_top1_after': g.target_top1_after.mean(),
-            'iem_p_targ_before': g.iem_p_targ_before.mean(), 'iem_p_targ_after': g.iem_p_targ_after.mean(),
-            'best_of_checkpoints_delta_p_orig': (g.p_orig_best - g.p_orig_before).mean(),
-            'best_of_checkpoints_delta_p_targ': (g.p_targ_best - g.p_targ_before).mean(),
-            'best_of_checkpoints_p_targ_ratio': ptb / pt0 if pt0 > 0 else float('nan'),
-            'n': len(g)})
+        return pd.Series(
+            {
+                'acc_orig': g.correct_before.mean(),
+                'p_orig': g.p_orig_before.mean(),
+                'p_targ': pt0,
+                'delta_p_orig': (g.p_orig_after - g.p_orig_before).mean(),
+                'delta_p_targ': (g.p_targ_after - g.p_targ_before).mean(),
+                'p_targ_after': pt1,
+                'p_targ_ratio': pt1 / pt0 if pt0 > 0 else float('nan'),
+                'acc_orig_after': g.correct_after.mean(),
+                'target_top1_after': g.target_top1_after.mean(),
+                'iem_p_targ_before': g.iem_p_targ_before.mean(),
+                'iem_p_targ_after': g.iem_p_targ_after.mean(),
+                'best_of_checkpoints_delta_p_orig': (g.p_orig_best - g.p_orig_before).mean(),
+                'best_of_checkpoints_delta_p_targ': (g.p_targ_best - g.p_targ_before).mean(),
+                'best_of_checkpoints_p_targ_ratio': ptb / pt0 if pt0 > 0 else float('nan'),
+                'n': len(g),
+            }
+        )
+
     return per_image.groupby(keys, sort=False).apply(agg, include_groups=False).reset_index()
 
 # %% ../nbs/16_editing.ipynb #8ab508ea
-_TENSORS = ('ids', 'mask', 'target', 'positions', 'tokens', 'checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')
+_TENSORS = (
+    'ids',
+    'mask',
+    'target',
+    'positions',
+    'tokens',
+    'checkpoint_tokens',
+    'checkpoint_prob',
+    'loss',
+    'step_prob',
+    'p_before',
+)
+
 
 def save_result(result: CodebookOptResult, path) -> Path:
     "Write a result (without decoded images) to a safetensors file with its config as metadata, atomically."
     from safetensors.torch import save_file
-    meta = {'method': result.method, 'checkpoint_steps': json.dumps(result.checkpoint_steps),
-            'config': json.dumps(dataclasses.asdict(result.config)), 'seconds': str(result.seconds),
-            'index_offset': str(result.index_offset)}
+
+    meta = {
+        'method': result.method,
+        'checkpoint_steps': json.dumps(result.checkpoint_steps),
+        'config': json.dumps(dataclasses.asdict(result.config)),
+        'seconds': str(result.seconds),
+        'index_offset': str(result.index_offset),
+    }
     with atomic_path(path) as tmp:
         save_file({k: getattr(result, k).contiguous() for k in _TENSORS}, str(tmp), metadata=meta)
     return Path(path)
 
+
 def load_result(path) -> CodebookOptResult:
     "Read a result written by `save_result`."
     from safetensors import safe_open
+
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no saved codebook-optimization result at {path}")
+    if not path.exists():
+        raise FileNotFoundError(f"no saved codebook-optimization result at {path}")
     with safe_open(str(path), 'pt') as f:
         meta, t = f.metadata(), {k: f.get_tensor(k) for k in _TENSORS}
-    return CodebookOptResult(meta['method'], **{k: t[k] for k in ('ids', 'mask', 'target', 'positions', 'tokens')},
-                             checkpoint_steps=json.loads(meta['checkpoint_steps']),
-                             **{k: t[k] for k in ('checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')},
-                             config=CodebookOptConfig(**json.loads(meta['config'])), seconds=float(meta['seconds']),
-                             index_offset=int(meta.get('index_offset', 0)))   # files from before 2026-11-27: every run started at 0
+    return CodebookOptResult(
+        meta['method'],
+        **{k: t[k] for k in ('ids', 'mask', 'target', 'positions', 'tokens')},
+        checkpoint_steps=json.loads(meta['checkpoint_steps']),
+        **{k: t[k] for k in ('checkpoint_tokens', 'checkpoint_prob', 'loss', 'step_prob', 'p_before')},
+        config=CodebookOptConfig(**json.loads(meta['config'])),
+        seconds=float(meta['seconds']),
+        index_offset=int(meta.get('index_offset', 0)),
+    )  # files from before 2026-11-27: every run started at 0
 
-def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: EditingConfig, cache=None,
-                       progress: bool = True, edit_set: EditSet | None = None, vqgm_key: str | None = None) -> tuple[pd.DataFrame, dict]:
+
+def editing_experiment(
+    iems: dict,
+    vqgm,
+    world,
+    evaluators: dict,
+    config: EditingConfig,
+    cache=None,
+    progress: bool = True,
+    edit_set: EditSet | None = None,
+    vqgm_key: str | None = None,
+) -> tuple[pd.DataFrame, dict]:
     "Edit every paired concept's images (of `world`, or `edit_set`) toward its partner (each IEM × setting × method), score → (per-image rows, results); `vqgm_key`: `vqgm_fingerprint(vqgm)`, if known."
-    missing = [a for a in config.iems if a not in iems]   # before any work: say which IEM is missing, not KeyError later
-    if missing: raise ValueError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
+    missing = [
+        a for a in config.iems if a not in iems
+    ]  # before any work: say which IEM is missing, not KeyError later
+    if missing:
+        raise ValueError(f"the editing config asks for IEM(s) {missing}, but only {sorted(iems)} were given")
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    if (world is None) == (edit_set is None): raise ValueError("give either a world to render the images to edit or an edit_set, not both")
-    es = edit_set if edit_set is not None else make_edit_set(world, vqgm, config.n_per_concept, config.image_seed, config.side, config.central_start)
+    if (world is None) == (edit_set is None):
+        raise ValueError("give either a world to render the images to edit or an edit_set, not both")
+    es = (
+        edit_set
+        if edit_set is not None
+        else make_edit_set(
+            world, vqgm, config.n_per_concept, config.image_seed, config.side, config.central_start
+        )
+    )
     missing = [s for s in config.settings if s not in es.masks]
-    if missing: raise ValueError(f"the editing config asks for mask setting(s) {missing}; the edit set has {sorted(es.masks)}")
+    if missing:
+        raise ValueError(
+            f"the editing config asks for mask setting(s) {missing}; the edit set has {sorted(es.masks)}"
+        )
     # what was edited, in the cache key: the world's config, or the grids, targets and masks of a given set
-    source = {'world': world.config} if edit_set is None else {'edit_set': {'ids': es.ids, 'targets': es.targets, 'masks': es.masks}}
+    source = (
+        {'world': world.config}
+        if edit_set is None
+        else {'edit_set': {'ids': es.ids, 'targets': es.targets, 'masks': es.masks}}
+    )
     results, rows = {}, []
-    with torch.no_grad(): dec0 = torch.cat([vqgm.decode(es.ids[s:s + 256]).cpu() for s in range(0, len(es), 256)])
+    with torch.no_grad():
+        dec0 = torch.cat([vqgm.decode(es.ids[s : s + 256]).cpu() for s in range(0, len(es), 256)])
     before = {n: ev.predict_proba(dec0) for n, ev in evaluators.items()}
     # scoring decodes every checkpoint for every evaluator: cached under the edits and the judges when those are
     # modules (an evaluator that is only a function is scored afresh). The modules are hashed once here, not per
@@ -245,22 +428,43 @@ def editing_experiment(iems: dict, vqgm, world, evaluators: dict, config: Editin
     judges = {n: getattr(ev, 'model', ev) for n, ev in evaluators.items()}
     scored_under = None
     if all(isinstance(j, nn.Module) for j in judges.values()) and isinstance(vqgm, nn.Module):
-        scored_under = {'evaluators': {n: config_hash(j) for n, j in judges.items()}, 'decoder': vqgm_key or vqgm_fingerprint(vqgm)}
+        scored_under = {
+            'evaluators': {n: config_hash(j) for n, j in judges.items()},
+            'decoder': vqgm_key or vqgm_fingerprint(vqgm),
+        }
     codebook_key = codebook_fingerprint(vqgm.codebook)
     for arch in config.iems:
         iem = iems[arch]
         for setting in config.settings:
             for method in config.methods:
-                key = {'editing': config, 'iem': iem, 'codebook': codebook_key,
-                       **source, 'setting': setting, 'method': method,
-                       'noise': f'a stream per grid (ImageStreams, purpose {ImageStreams.PURPOSE})'}   # results drawn by another rule are not reused
+                key = {
+                    'editing': config,
+                    'iem': iem,
+                    'codebook': codebook_key,
+                    **source,
+                    'setting': setting,
+                    'method': method,
+                    'noise': f'a stream per grid (ImageStreams, purpose {ImageStreams.PURPOSE})',
+                }  # results drawn by another rule are not reused
+
                 def build(folder, iem=iem, setting=setting, method=method):
-                    save_result(run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress), folder/'result.safetensors')
-                res = load_result(cache.get_or_build('editing', key, build, verbose=progress)/'result.safetensors')
-                if not torch.equal(res.ids, es.ids): raise RuntimeError("cached editing result was made for other grids")
+                    save_result(
+                        run_edits(iem, vqgm, es, method, setting, config.opt, config.batch_size, progress),
+                        folder / 'result.safetensors',
+                    )
+
+                res = load_result(
+                    cache.get_or_build('editing', key, build, verbose=progress) / 'result.safetensors'
+                )
+                if not torch.equal(res.ids, es.ids):
+                    raise RuntimeError("cached editing result was made for other grids")
                 results[(arch, setting, method)] = res
                 score = lambda: score_edits(res, es.labels, evaluators, vqgm, before)
-                scores = score() if scored_under is None else cached_frame(cache, 'editing_scores', {**key, **scored_under}, score)
+                scores = (
+                    score()
+                    if scored_under is None
+                    else cached_frame(cache, 'editing_scores', {**key, **scored_under}, score)
+                )
                 rows.append(scores.assign(iem=arch, mask_setting=setting, method=method))
     return pd.concat(rows, ignore_index=True), {'results': results, 'edit_set': es}
 
@@ -271,30 +475,55 @@ def _outline(ax, mask: torch.Tensor, scale: float, color='red', lw: float = 1.5)
     inside = lambda i, j: 0 <= i < m and 0 <= j < m and bool(mask[i, j])
     for i, j in mask.nonzero().tolist():
         x0, y0, x1, y1 = j * scale - 0.5, i * scale - 0.5, (j + 1) * scale - 0.5, (i + 1) * scale - 0.5
-        if not inside(i - 1, j): ax.plot([x0, x1], [y0, y0], color=color, lw=lw)
-        if not inside(i + 1, j): ax.plot([x0, x1], [y1, y1], color=color, lw=lw)
-        if not inside(i, j - 1): ax.plot([x0, x0], [y0, y1], color=color, lw=lw)
-        if not inside(i, j + 1): ax.plot([x1, x1], [y0, y1], color=color, lw=lw)
+        if not inside(i - 1, j):
+            ax.plot([x0, x1], [y0, y0], color=color, lw=lw)
+        if not inside(i + 1, j):
+            ax.plot([x0, x1], [y1, y1], color=color, lw=lw)
+        if not inside(i, j - 1):
+            ax.plot([x0, x0], [y0, y1], color=color, lw=lw)
+        if not inside(i, j + 1):
+            ax.plot([x1, x1], [y0, y1], color=color, lw=lw)
 
-def plot_edit_sequence(result: CodebookOptResult, vqgm, rows: Sequence[int], concepts: Sequence[str] | None = None,
-                       evaluator=None, n_steps: int = 5, labels=None):
+
+def plot_edit_sequence(
+    result: CodebookOptResult,
+    vqgm,
+    rows: Sequence[int],
+    concepts: Sequence[str] | None = None,
+    evaluator=None,
+    n_steps: int = 5,
+    labels=None,
+):
     "Figure: per row, the decoded original and the edit at `n_steps` checkpoints, mask outlined, P_targ in titles."
     import matplotlib.pyplot as plt
+
     steps = result.checkpoint_steps
-    pick = sorted(set(np.linspace(1, len(steps) - 1, min(n_steps, len(steps) - 1)).round().astype(int).tolist()))
+    pick = sorted(
+        set(np.linspace(1, len(steps) - 1, min(n_steps, len(steps) - 1)).round().astype(int).tolist())
+    )
     grids = result.checkpoint_grids()
-    fig, axes = plt.subplots(len(rows), len(pick) + 1, figsize=(1.5 * (len(pick) + 1), 1.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(pick) + 1, figsize=(1.5 * (len(pick) + 1), 1.6 * len(rows)), squeeze=False
+    )
     for r, b in enumerate(rows):
         seq = torch.stack([result.ids[b]] + [grids[c, b] for c in pick])
-        with torch.no_grad(): imgs = vqgm.decode(seq).cpu()
-        probs = evaluator.predict_proba(imgs)[:, result.target[b]] if evaluator is not None else \
-            torch.cat([result.p_before[b:b + 1], result.checkpoint_prob[pick, b]])
+        with torch.no_grad():
+            imgs = vqgm.decode(seq).cpu()
+        probs = (
+            evaluator.predict_proba(imgs)[:, result.target[b]]
+            if evaluator is not None
+            else torch.cat([result.p_before[b : b + 1], result.checkpoint_prob[pick, b]])
+        )
         scale = imgs.shape[-1] / result.ids.shape[-1]
         for c, ax in enumerate(axes[r]):
             ax.imshow(imgs[c].permute(1, 2, 0).numpy(), interpolation='nearest')
             _outline(ax, result.mask[b], scale)
-            ax.set_title(('original' if c == 0 else f'step {steps[pick[c - 1]]}') + f'\np={float(probs[c]):.2f}', fontsize=7)
-            ax.set_xticks([]); ax.set_yticks([])
+            ax.set_title(
+                ('original' if c == 0 else f'step {steps[pick[c - 1]]}') + f'\np={float(probs[c]):.2f}',
+                fontsize=7,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
         if concepts is not None:
             src = concepts[int(labels[b])] if labels is not None else '?'
             axes[r, 0].set_ylabel(f"{src}\n→ {concepts[int(result.target[b])]}", fontsize=7)
@@ -302,45 +531,81 @@ def plot_edit_sequence(result: CodebookOptResult, vqgm, rows: Sequence[int], con
     return fig
 
 # %% ../nbs/16_editing.ipynb #d641dd13
-def concept_prototypes(iem: nn.Module, vqgm, n_concepts: int, start_token: int, config: CodebookOptConfig,
-                       mask=None, concepts: Sequence[str] | None = None, targets: Sequence[int] | None = None,
-                       index_offset: int = 0) -> CodebookOptResult:
+def concept_prototypes(
+    iem: nn.Module,
+    vqgm,
+    n_concepts: int,
+    start_token: int,
+    config: CodebookOptConfig,
+    mask=None,
+    concepts: Sequence[str] | None = None,
+    targets: Sequence[int] | None = None,
+    index_offset: int = 0,
+) -> CodebookOptResult:
     """Token selection toward every concept (or those of `targets`) from a grid filled with `start_token` (whole grid unless `mask`).
 
     Grid b draws from random stream `index_offset + b`: `targets=[c], index_offset=c` gives concept c's grid of the full run."""
     K, _ = check_codebook(vqgm.codebook)
-    if not 0 <= int(start_token) < K: raise ValueError(f"start_token {start_token} is out of range for K={K}")
+    if not 0 <= int(start_token) < K:
+        raise ValueError(f"start_token {start_token} is out of range for K={K}")
     m = vqgm.grid_size
-    targets = torch.arange(n_concepts) if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
+    targets = (
+        torch.arange(n_concepts) if targets is None else torch.as_tensor(list(targets), dtype=torch.long)
+    )
     ids = torch.full((len(targets), m, m), int(start_token), dtype=torch.long)
     mask = torch.ones(m, m, dtype=torch.bool) if mask is None else mask
-    return TokenSelection(iem, vqgm, config, concepts=concepts, n_classes=n_concepts).optimize(ids, mask, targets, index_offset=index_offset)
+    return TokenSelection(iem, vqgm, config, concepts=concepts, n_classes=n_concepts).optimize(
+        ids, mask, targets, index_offset=index_offset
+    )
 
-def token_overlap(result: CodebookOptResult, reference: Sequence[torch.Tensor], concepts: Sequence[str],
-                  codebook_size: int) -> pd.DataFrame:
+
+def token_overlap(
+    result: CodebookOptResult, reference: Sequence[torch.Tensor], concepts: Sequence[str], codebook_size: int
+) -> pd.DataFrame:
     "Per concept: distinct prototype tokens, how many are in the reference token set, and the random expectation."
     rows = []
     for b in range(len(result)):
-        c = int(result.target[b]); used = result.token_set(b); ref = set(torch.as_tensor(reference[c]).tolist())
-        rows.append({'concept': concepts[c], 'n_tokens': len(used), 'n_reference': len(ref),
-                     'overlap': len(set(used) & ref), 'overlap_fraction': len(set(used) & ref) / max(len(used), 1),
-                     'random_expectation': len(used) * len(ref) / codebook_size,
-                     'iem_p': float(result.p_after[b])})
+        c = int(result.target[b])
+        used = result.token_set(b)
+        ref = set(torch.as_tensor(reference[c]).tolist())
+        rows.append(
+            {
+                'concept': concepts[c],
+                'n_tokens': len(used),
+                'n_reference': len(ref),
+                'overlap': len(set(used) & ref),
+                'overlap_fraction': len(set(used) & ref) / max(len(used), 1),
+                'random_expectation': len(used) * len(ref) / codebook_size,
+                'iem_p': float(result.p_after[b]),
+            }
+        )
     return pd.DataFrame(rows)
 
-def plot_prototypes(result: CodebookOptResult, vqgm, concepts: Sequence[str], examples: torch.Tensor | None = None):
+
+def plot_prototypes(
+    result: CodebookOptResult, vqgm, concepts: Sequence[str], examples: torch.Tensor | None = None
+):
     "Figure: per concept, the decoded prototype (and an example image of the concept, if given)."
     import matplotlib.pyplot as plt
-    n = len(result); rows = 2 if examples is not None else 1
-    with torch.no_grad(): protos = vqgm.decode(result.edited).cpu()
+
+    n = len(result)
+    rows = 2 if examples is not None else 1
+    with torch.no_grad():
+        protos = vqgm.decode(result.edited).cpu()
     fig, axes = plt.subplots(rows, n, figsize=(1.3 * n, 1.45 * rows), squeeze=False)
     for b in range(n):
         c = int(result.target[b])
         axes[0, b].imshow(protos[b].permute(1, 2, 0).numpy(), interpolation='nearest')
-        axes[0, b].set_title(f"{concepts[c]}\n{len(result.token_set(b))} tokens, p={float(result.p_after[b]):.2f}", fontsize=6)
-        if examples is not None: axes[1, b].imshow(examples[b].permute(1, 2, 0).numpy(), interpolation='nearest')
-    for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
+        axes[0, b].set_title(
+            f"{concepts[c]}\n{len(result.token_set(b))} tokens, p={float(result.p_after[b]):.2f}", fontsize=6
+        )
+        if examples is not None:
+            axes[1, b].imshow(examples[b].permute(1, 2, 0).numpy(), interpolation='nearest')
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     axes[0, 0].set_ylabel('prototype', fontsize=7)
-    if examples is not None: axes[1, 0].set_ylabel('example', fontsize=7)
+    if examples is not None:
+        axes[1, 0].set_ylabel('example', fontsize=7)
     fig.tight_layout()
     return fig

@@ -21,8 +21,20 @@ from timm.models.vision_transformer import VisionTransformer
 from timm.layers import HybridEmbed
 from tqdm.auto import tqdm
 
-from .core import (ArtifactCache, Preset, PRECISIONS, atomic_path, autocast, get_device, get_preset, model_device, native_bf16,
-                            seed_everything, world_release, write_json)
+from cortex_nb.core import (
+    ArtifactCache,
+    Preset,
+    PRECISIONS,
+    atomic_path,
+    autocast,
+    get_device,
+    get_preset,
+    model_device,
+    native_bf16,
+    seed_everything,
+    world_release,
+    write_json,
+)
 from .world import ConceptWorld, WorldConfig
 
 # %% auto #0
@@ -33,62 +45,83 @@ __all__ = ['WORLD_ARCHS', 'TORCHVISION_ARCHS', 'PAPER_EVALUATORS', 'RANGE_TOL', 
 
 # %% ../nbs/07_evaluators.ipynb #30df7974
 WORLD_ARCHS = ('cnn', 'vit')
-TORCHVISION_ARCHS = {'resnet18': 'ResNet18_Weights', 'resnet50': 'ResNet50_Weights',
-                     'vit_b_16': 'ViT_B_16_Weights', 'vit_b_32': 'ViT_B_32_Weights'}
+TORCHVISION_ARCHS = {
+    'resnet18': 'ResNet18_Weights',
+    'resnet50': 'ResNet50_Weights',
+    'vit_b_16': 'ViT_B_16_Weights',
+    'vit_b_32': 'ViT_B_32_Weights',
+}
 PAPER_EVALUATORS = tuple(TORCHVISION_ARCHS)
+
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
     "Architecture, input, schedule and augmentation of one independent evaluator."
-    arch: str = 'cnn'                  # 'cnn' | 'vit' (trained on the world) or a key of TORCHVISION_ARCHS
-    image_size: int = 32               # input side in pixels (torchvision models: their crop size)
+
+    arch: str = 'cnn'  # 'cnn' | 'vit' (trained on the world) or a key of TORCHVISION_ARCHS
+    image_size: int = 32  # input side in pixels (torchvision models: their crop size)
     n_classes: int = 10
-    steps: int = 1000                  # optimizer steps (0 for pretrained torchvision models)
+    steps: int = 1000  # optimizer steps (0 for pretrained torchvision models)
     batch_size: int = 64
-    lr: float = 3e-3                   # peak learning rate of the one-cycle schedule
+    lr: float = 3e-3  # peak learning rate of the one-cycle schedule
     weight_decay: float = 0.05
-    warmup_frac: float = 0.15          # fraction of steps spent warming up
+    warmup_frac: float = 0.15  # fraction of steps spent warming up
     label_smoothing: float = 0.1
     # CNN (timm ResNet with a small-input stem)
     cnn_channels: tuple = (16, 32, 64, 128)
     cnn_layers: tuple = (1, 1, 1, 1)
     # ViT (timm VisionTransformer)
-    vit_stem: str = 'conv'             # 'conv': 3x3 stride-2 conv stem into the patch grid (timm HybridEmbed); 'patch': linear patches
-    vit_stem_width: int = 32           # channels of the conv stem's first layer (doubling per layer)
+    vit_stem: str = 'conv'  # 'conv': 3x3 stride-2 conv stem into the patch grid (timm HybridEmbed); 'patch': linear patches
+    vit_stem_width: int = 32  # channels of the conv stem's first layer (doubling per layer)
     vit_patch: int = 4
     vit_dim: int = 64
     vit_depth: int = 4
     vit_heads: int = 2
     vit_mlp_ratio: float = 2.0
     # augmentation (see "Augmentation")
-    blur_prob: float = 0.5             # P(an image is blurred)
-    blur_sigma: float = 1.0            # max Gaussian blur sigma, in pixels
-    noise_std: float = 0.04            # max std of added Gaussian pixel noise
-    jitter: float = 0.15               # max relative brightness / contrast / per-channel gain change
-    erase_prob: float = 0.5            # P(an image gets black token patches)
-    erase_max_frac: float = 0.4        # max fraction of token cells blacked out
-    erase_grid: int = 8                # token grid side m: patches are whole token cells
-    weights: str = 'IMAGENET1K_V1'     # torchvision weight set (torchvision archs only)
-    precision: str = 'fp32'            # training under 'bf16' autocast (scoring is always fp32)
+    blur_prob: float = 0.5  # P(an image is blurred)
+    blur_sigma: float = 1.0  # max Gaussian blur sigma, in pixels
+    noise_std: float = 0.04  # max std of added Gaussian pixel noise
+    jitter: float = 0.15  # max relative brightness / contrast / per-channel gain change
+    erase_prob: float = 0.5  # P(an image gets black token patches)
+    erase_max_frac: float = 0.4  # max fraction of token cells blacked out
+    erase_grid: int = 8  # token grid side m: patches are whole token cells
+    weights: str = 'IMAGENET1K_V1'  # torchvision weight set (torchvision archs only)
+    precision: str = 'fp32'  # training under 'bf16' autocast (scoring is always fp32)
 
     def __post_init__(self):
         if self.arch not in WORLD_ARCHS and self.arch not in TORCHVISION_ARCHS:
-            raise ValueError(f"Unknown evaluator arch {self.arch!r}; known: {list(WORLD_ARCHS) + list(TORCHVISION_ARCHS)}")
+            raise ValueError(
+                f"Unknown evaluator arch {self.arch!r}; known: {list(WORLD_ARCHS) + list(TORCHVISION_ARCHS)}"
+            )
         for name in ('image_size', 'n_classes', 'batch_size', 'erase_grid'):
             v = getattr(self, name)
-            if not (isinstance(v, (int, np.integer)) and v >= 1): raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if self.steps < 0: raise ValueError(f"steps must be >= 0, got {self.steps!r}")
-        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.arch in WORLD_ARCHS and self.image_size % self.erase_grid:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of erase_grid {self.erase_grid}")
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of erase_grid {self.erase_grid}"
+            )
         if self.arch == 'vit' and self.image_size % self.vit_patch:
             raise ValueError(f"image_size {self.image_size} is not a multiple of vit_patch {self.vit_patch}")
-        if self.vit_stem not in ('conv', 'patch'): raise ValueError(f"vit_stem must be 'conv' or 'patch', got {self.vit_stem!r}")
-        if self.arch == 'vit' and self.vit_stem == 'conv' and (self.vit_patch & (self.vit_patch - 1) or self.vit_patch < 2):
-            raise ValueError(f"a conv stem reduces by stride-2 layers: vit_patch must be a power of 2 ≥ 2, got {self.vit_patch}")
+        if self.vit_stem not in ('conv', 'patch'):
+            raise ValueError(f"vit_stem must be 'conv' or 'patch', got {self.vit_stem!r}")
+        if (
+            self.arch == 'vit'
+            and self.vit_stem == 'conv'
+            and (self.vit_patch & (self.vit_patch - 1) or self.vit_patch < 2)
+        ):
+            raise ValueError(
+                f"a conv stem reduces by stride-2 layers: vit_patch must be a power of 2 ≥ 2, got {self.vit_patch}"
+            )
         for name in ('blur_prob', 'erase_prob', 'erase_max_frac', 'warmup_frac'):
             v = getattr(self, name)
-            if not 0.0 <= v <= 1.0: raise ValueError(f"{name} must be in [0, 1], got {v!r}")
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v!r}")
 
     @property
     def pretrained(self) -> bool:
@@ -101,22 +134,42 @@ class EvaluatorConfig:
         p = get_preset(preset)
         if p.name == 'paper':
             if arch not in TORCHVISION_ARCHS:
-                raise ValueError(f"The paper preset's evaluators are the pretrained {list(TORCHVISION_ARCHS)}, got arch {arch!r}")
-            return cls(**{'arch': arch, 'image_size': 224, 'n_classes': 1000, 'steps': 0, 'erase_grid': p.grid_size, **changes})
+                raise ValueError(
+                    f"The paper preset's evaluators are the pretrained {list(TORCHVISION_ARCHS)}, got arch {arch!r}"
+                )
+            return cls(
+                **{
+                    'arch': arch,
+                    'image_size': 224,
+                    'n_classes': 1000,
+                    'steps': 0,
+                    'erase_grid': p.grid_size,
+                    **changes,
+                }
+            )
         if arch not in WORLD_ARCHS:
-            raise ValueError(f"Preset {p.name!r} trains evaluators on the concept world: arch must be one of {list(WORLD_ARCHS)}, got {arch!r}")
+            raise ValueError(
+                f"Preset {p.name!r} trains evaluators on the concept world: arch must be one of {list(WORLD_ARCHS)}, got {arch!r}"
+            )
         wcfg = WorldConfig.for_preset(p)
         # bf16 + channels-last made a CNN step 1.8x faster (36 s vs 46 s end to end, where rendering also counts);
         # the small ViT is slower in bf16
-        base = dict(arch=arch, image_size=p.image_size, n_classes=len(wcfg.bodies) * len(wcfg.parts), erase_grid=p.grid_size,
-                    precision='bf16' if native_bf16() else 'fp32')
-        if arch == 'vit': base.update(lr=2e-3, batch_size=64, steps=1500, precision='fp32')
+        base = dict(
+            arch=arch,
+            image_size=p.image_size,
+            n_classes=len(wcfg.bodies) * len(wcfg.parts),
+            erase_grid=p.grid_size,
+            precision='bf16' if native_bf16() else 'fp32',
+        )
+        if arch == 'vit':
+            base.update(lr=2e-3, batch_size=64, steps=1500, precision='fp32')
         return cls(**{**base, **changes})
 
     def replace(self, **changes) -> "EvaluatorConfig":
         "A copy with some numbers changed."
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown: raise ValueError(f"EvaluatorConfig has no field(s) {sorted(unknown)}")
+        if unknown:
+            raise ValueError(f"EvaluatorConfig has no field(s) {sorted(unknown)}")
         return dataclasses.replace(self, **changes)
 
 # %% ../nbs/07_evaluators.ipynb #eb680fa1
@@ -124,10 +177,15 @@ def conv_stem(reduction: int, width: int) -> nn.Sequential:
     "log2(`reduction`) 3×3 stride-2 conv + BatchNorm + ReLU layers, `width` channels doubling per layer."
     layers, c_in = [], 3
     for i in range(int(math.log2(reduction))):
-        c_out = width * 2 ** i
-        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        c_out = width * 2**i
+        layers += [
+            nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+        ]
         c_in = c_out
     return nn.Sequential(*layers)
+
 
 def build_evaluator_model(config: EvaluatorConfig) -> nn.Module:
     "The untrained network of `config` (timm ResNet/ViT for the world, torchvision for the paper)."
@@ -139,31 +197,51 @@ def build_evaluator_model(config: EvaluatorConfig) -> nn.Module:
         net.maxpool = nn.Identity()
         return net
     if c.arch == 'vit':
-        vit = functools.partial(VisionTransformer, img_size=c.image_size, num_classes=c.n_classes, embed_dim=c.vit_dim,
-                                depth=c.vit_depth, num_heads=c.vit_heads, mlp_ratio=c.vit_mlp_ratio,
-                                global_pool='avg', class_token=False)
-        if c.vit_stem == 'patch': return vit(patch_size=c.vit_patch)
-        return vit(patch_size=1, embed_layer=functools.partial(HybridEmbed, backbone=conv_stem(c.vit_patch, c.vit_stem_width)))
+        vit = functools.partial(
+            VisionTransformer,
+            img_size=c.image_size,
+            num_classes=c.n_classes,
+            embed_dim=c.vit_dim,
+            depth=c.vit_depth,
+            num_heads=c.vit_heads,
+            mlp_ratio=c.vit_mlp_ratio,
+            global_pool='avg',
+            class_token=False,
+        )
+        if c.vit_stem == 'patch':
+            return vit(patch_size=c.vit_patch)
+        return vit(
+            patch_size=1,
+            embed_layer=functools.partial(HybridEmbed, backbone=conv_stem(c.vit_patch, c.vit_stem_width)),
+        )
     return getattr(torchvision.models, c.arch)(weights=None, num_classes=c.n_classes)
 
 # %% ../nbs/07_evaluators.ipynb #dc18dfe0
 RANGE_TOL = 1e-3
 
+
 def check_images(images, image_size: int | None = None, values: bool = True) -> torch.Tensor:
     "`images` as a float tensor (B, 3, H, W) in [0, 1] (8-bit ones divided by 255); clear errors for wrong shape, dtype, NaN or range (`values=False`: as given, values unchecked)."
-    if isinstance(images, np.ndarray): images = torch.from_numpy(images)
-    if not isinstance(images, torch.Tensor): raise TypeError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(images)
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor or numpy array, got {type(images).__name__}")
     eight_bit = images.dtype == torch.uint8
     if not (images.is_floating_point() or eight_bit):
         raise ValueError(f"images must be float in [0, 1] or uint8 in [0, 255], got dtype {images.dtype}")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (B, 3, H, W), got {tuple(images.shape)}")
     if image_size is not None and tuple(images.shape[-2:]) != (image_size, image_size):
-        raise ValueError(f"images must be {image_size}x{image_size} for this evaluator, got {tuple(images.shape[-2:])}")
-    if not values: return images
-    if eight_bit: return images.float() / 255      # every 8-bit value is in range
+        raise ValueError(
+            f"images must be {image_size}x{image_size} for this evaluator, got {tuple(images.shape[-2:])}"
+        )
+    if not values:
+        return images
+    if eight_bit:
+        return images.float() / 255  # every 8-bit value is in range
     if images.numel():
-        if not torch.isfinite(images).all(): raise ValueError(f"images contain {int((~torch.isfinite(images)).sum())} NaN/inf values")
+        if not torch.isfinite(images).all():
+            raise ValueError(f"images contain {int((~torch.isfinite(images)).sum())} NaN/inf values")
         lo, hi = images.min().item(), images.max().item()
         if lo < -RANGE_TOL or hi > 1 + RANGE_TOL:
             raise ValueError(f"image values must lie in [0, 1], got range [{lo:.4g}, {hi:.4g}]")
@@ -173,15 +251,21 @@ def check_images(images, image_size: int | None = None, values: bool = True) -> 
 def _torchvision_weights(config: EvaluatorConfig):
     enum = getattr(torchvision.models, TORCHVISION_ARCHS[config.arch])
     if config.weights not in enum.__members__:
-        raise ValueError(f"Unknown weights {config.weights!r} for {config.arch}; known: {list(enum.__members__)}")
+        raise ValueError(
+            f"Unknown weights {config.weights!r} for {config.arch}; known: {list(enum.__members__)}"
+        )
     return enum[config.weights]
 
+
 def _preprocess(config: EvaluatorConfig):
-    if config.pretrained: return _torchvision_weights(config).transforms()
+    if config.pretrained:
+        return _torchvision_weights(config).transforms()
     return lambda x: (x - 0.5) / 0.5
+
 
 class Evaluator:
     "An independent image classifier: network + config + class names + preprocessing."
+
     def __init__(self, model: nn.Module, config: EvaluatorConfig, class_names: Sequence[str]):
         if len(class_names) != config.n_classes:
             raise ValueError(f"{len(class_names)} class names for an evaluator of {config.n_classes} classes")
@@ -189,17 +273,24 @@ class Evaluator:
         self.preprocess = _preprocess(config)
         self.history: dict = {}
 
-    def __repr__(self): return f"Evaluator({self.config.arch}, {self.config.n_classes} classes, {self.config.image_size}px)"
+    def __repr__(self):
+        return f"Evaluator({self.config.arch}, {self.config.n_classes} classes, {self.config.image_size}px)"
+
     @property
-    def name(self) -> str: return self.config.arch
+    def name(self) -> str:
+        return self.config.arch
+
     @property
-    def device(self) -> torch.device: return model_device(self.model)
+    def device(self) -> torch.device:
+        return model_device(self.model)
 
     def to(self, device) -> "Evaluator":
         "Move the network to `device` (in place); returns self."
-        self.model.to(device); return self
+        self.model.to(device)
+        return self
 
-    def _size(self): return None if self.config.pretrained else self.config.image_size
+    def _size(self):
+        return None if self.config.pretrained else self.config.image_size
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         "Differentiable logits (B, n_classes) of images (B, 3, H, W) in [0, 1]; uses the model's current mode."
@@ -211,16 +302,25 @@ class Evaluator:
         "Softmax probabilities (B, n_classes) on the CPU, in eval mode, without gradients, `batch_size` images at a time."
         # values are checked (and clipped) a batch at a time: no second pass over, nor copy of, a large image set
         images = check_images(images, self._size(), values=False)
+
         def checked(i):
-            batch = images[i:i + batch_size]
-            if batch.dtype == torch.uint8: batch = batch.to(self.device)   # 8-bit crosses to the device: a quarter of the bytes
-            try: return check_images(batch)
-            except ValueError as e: raise ValueError(f"{e} (in images {i}…{min(i + batch_size, len(images)) - 1})") from None
-        was_training = self.model.training; self.model.eval()
+            batch = images[i : i + batch_size]
+            if batch.dtype == torch.uint8:
+                batch = batch.to(self.device)  # 8-bit crosses to the device: a quarter of the bytes
+            try:
+                return check_images(batch)
+            except ValueError as e:
+                raise ValueError(f"{e} (in images {i}…{min(i + batch_size, len(images)) - 1})") from None
+
+        was_training = self.model.training
+        self.model.eval()
         try:
-            out = [F.softmax(self.model(self.preprocess(checked(i).to(self.device))).float(), -1).cpu()
-                   for i in range(0, len(images), batch_size)]
-        finally: self.model.train(was_training)
+            out = [
+                F.softmax(self.model(self.preprocess(checked(i).to(self.device))).float(), -1).cpu()
+                for i in range(0, len(images), batch_size)
+            ]
+        finally:
+            self.model.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.config.n_classes)
 
     def predict(self, images, batch_size: int = 256) -> torch.Tensor:
@@ -229,20 +329,32 @@ class Evaluator:
 
     def accuracy(self, images, labels, batch_size: int = 256) -> float:
         "Top-1 accuracy on `images` with true class ids `labels`."
-        labels = torch.as_tensor(labels).cpu().to(torch.int64)   # a list, an array or a tensor on any device
-        if labels.shape != (len(images),): raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
-        if len(labels) == 0: raise ValueError("accuracy of an empty set of images is undefined")
+        labels = torch.as_tensor(labels).cpu().to(torch.int64)  # a list, an array or a tensor on any device
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}")
+        if len(labels) == 0:
+            raise ValueError("accuracy of an empty set of images is undefined")
         if labels.min() < 0 or labels.max() >= self.config.n_classes:
-            raise ValueError(f"labels must lie in [0, {self.config.n_classes}), got range [{labels.min()}, {labels.max()}]")
+            raise ValueError(
+                f"labels must lie in [0, {self.config.n_classes}), got range [{labels.min()}, {labels.max()}]"
+            )
         return (self.predict(images, batch_size) == labels).float().mean().item()
 
     def save(self, folder) -> Path:
         "Write `model.safetensors` and `evaluator.json` into `folder` atomically."
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        with atomic_path(folder/'model.safetensors') as tmp: save_file(state, str(tmp))
-        write_json(folder/'evaluator.json', {'config': dataclasses.asdict(self.config), 'class_names': self.class_names,
-                                             'history': self.history})
+        with atomic_path(folder / 'model.safetensors') as tmp:
+            save_file(state, str(tmp))
+        write_json(
+            folder / 'evaluator.json',
+            {
+                'config': dataclasses.asdict(self.config),
+                'class_names': self.class_names,
+                'history': self.history,
+            },
+        )
         return folder
 
     @classmethod
@@ -250,30 +362,46 @@ class Evaluator:
         "Load an evaluator saved by `save`; clear errors for missing or corrupt files and mismatched weights."
         folder = Path(folder)
         for f in ('evaluator.json', 'model.safetensors'):
-            if not (folder/f).exists(): raise FileNotFoundError(f"No {f} in {folder}: not a saved Evaluator")
+            if not (folder / f).exists():
+                raise FileNotFoundError(f"No {f} in {folder}: not a saved Evaluator")
         try:
-            meta = json.loads((folder/'evaluator.json').read_text())
+            meta = json.loads((folder / 'evaluator.json').read_text())
             fields = {f.name for f in dataclasses.fields(EvaluatorConfig)}
-            config = EvaluatorConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta['config'].items() if k in fields})
+            config = EvaluatorConfig(
+                **{
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in meta['config'].items()
+                    if k in fields
+                }
+            )
             names = meta['class_names']
         except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"Corrupt {folder/'evaluator.json'}: {e!r}") from e
-        try: state = load_file(str(folder/'model.safetensors'))
-        except Exception as e: raise ValueError(f"Corrupt weights file {folder/'model.safetensors'}: {e}") from e
+            raise ValueError(f"Corrupt {folder / 'evaluator.json'}: {e!r}") from e
+        try:
+            state = load_file(str(folder / 'model.safetensors'))
+        except Exception as e:
+            raise ValueError(f"Corrupt weights file {folder / 'model.safetensors'}: {e}") from e
         model = build_evaluator_model(config)
-        _load_state(model, state, folder/'model.safetensors')
+        _load_state(model, state, folder / 'model.safetensors')
         ev = cls(model, config, names)
         ev.history = meta.get('history', {})
         return ev.to(device) if device is not None else ev
+
 
 def _load_state(model: nn.Module, state: dict, source):
     "Load `state` into `model` strictly, naming missing/unexpected/mis-shaped keys on failure."
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in state and state[k].shape != own[k].shape]
+    shapes = [
+        f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or shapes:
-        raise ValueError(f"Weights in {source} do not match the model: missing {missing[:5]} ({len(missing)}), "
-                         f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shape {shapes[:5]}")
+        raise ValueError(
+            f"Weights in {source} do not match the model: missing {missing[:5]} ({len(missing)}), "
+            f"unexpected {unexpected[:5]} ({len(unexpected)}), wrong shape {shapes[:5]}"
+        )
     model.load_state_dict(state)
 
 # %% ../nbs/07_evaluators.ipynb #f43ed7d1
@@ -283,11 +411,15 @@ def _gaussian_kernel(sigma: float) -> torch.Tensor:
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()
 
-def token_patch_mask(n: int, image_size: int, grid: int, max_frac: float, generator: torch.Generator) -> torch.Tensor:
+
+def token_patch_mask(
+    n: int, image_size: int, grid: int, max_frac: float, generator: torch.Generator
+) -> torch.Tensor:
     "A (n, 1, S, S) float mask, 0 on a random fraction (≤ `max_frac`, per image) of the grid's token cells, else 1."
     frac = torch.rand(n, 1, 1, generator=generator) * max_frac
     cells = (torch.rand(n, grid, grid, generator=generator) >= frac).float()
     return F.interpolate(cells[:, None], size=(image_size, image_size), mode='nearest')
+
 
 def augment(images: torch.Tensor, config: EvaluatorConfig, generator: torch.Generator) -> torch.Tensor:
     "Blur, noise, colour jitter and black token patches as set in `config`; images stay in [0, 1]."
@@ -298,8 +430,11 @@ def augment(images: torch.Tensor, config: EvaluatorConfig, generator: torch.Gene
         k = _gaussian_kernel(c.blur_sigma).to(dev)
         r = len(k) // 2
         xp = F.pad(x, (r, r, r, r), mode='replicate')
-        blurred = F.conv2d(F.conv2d(xp, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3),
-                           k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+        blurred = F.conv2d(
+            F.conv2d(xp, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3),
+            k.view(1, 1, -1, 1).expand(3, 1, -1, 1),
+            groups=3,
+        )
         w = (rnd(n, 1, 1, 1) < c.blur_prob).float() * rnd(n, 1, 1, 1)
         x = torch.lerp(x, blurred, w)
     if c.jitter > 0:
@@ -319,24 +454,41 @@ def augment(images: torch.Tensor, config: EvaluatorConfig, generator: torch.Gene
 # %% ../nbs/07_evaluators.ipynb #e6231adf
 TRAIN_SEED_BASE = 1_000_000_000
 
-def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0, device=None,
-                    progress: bool = True) -> Evaluator:
+
+def train_evaluator(
+    config: EvaluatorConfig, world: ConceptWorld, seed: int = 0, device=None, progress: bool = True
+) -> Evaluator:
     "Train the world evaluator of `config` on images rendered by `world` (class concepts only)."
-    if config.pretrained: raise ValueError(f"{config.arch} is a pretrained torchvision model; load it with load_torchvision_evaluator")
+    if config.pretrained:
+        raise ValueError(
+            f"{config.arch} is a pretrained torchvision model; load it with load_torchvision_evaluator"
+        )
     if world.config.image_size != config.image_size:
-        raise ValueError(f"world renders {world.config.image_size}px images but the evaluator expects {config.image_size}px")
+        raise ValueError(
+            f"world renders {world.config.image_size}px images but the evaluator expects {config.image_size}px"
+        )
     if world.n_classes != config.n_classes:
         raise ValueError(f"world has {world.n_classes} concepts but the evaluator expects {config.n_classes}")
-    device = get_device(device)     # the GPU when present, as every other training step
+    device = get_device(device)  # the GPU when present, as every other training step
     g = seed_everything(seed)
     model = build_evaluator_model(config).to(device).to(memory_format=torch.channels_last).train()
     ev = Evaluator(model, config, world.concepts)
     no_decay = lambda n, p: p.ndim <= 1 or n.endswith(('pos_embed', 'cls_token'))
-    groups = [{'params': [p for n, p in model.named_parameters() if not no_decay(n, p)], 'weight_decay': config.weight_decay},
-              {'params': [p for n, p in model.named_parameters() if no_decay(n, p)], 'weight_decay': 0.0}]
+    groups = [
+        {
+            'params': [p for n, p in model.named_parameters() if not no_decay(n, p)],
+            'weight_decay': config.weight_decay,
+        },
+        {'params': [p for n, p in model.named_parameters() if no_decay(n, p)], 'weight_decay': 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=config.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=max(config.steps, 1),
-                                                pct_start=config.warmup_frac, anneal_strategy='cos')
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt,
+        max_lr=config.lr,
+        total_steps=max(config.steps, 1),
+        pct_start=config.warmup_frac,
+        anneal_strategy='cos',
+    )
     losses, accs, t0, c0 = [], [], time.time(), time.process_time()
     model.train()
     for step in tqdm(range(config.steps), desc=f'evaluator {config.arch}', disable=not progress):
@@ -347,52 +499,96 @@ def train_evaluator(config: EvaluatorConfig, world: ConceptWorld, seed: int = 0,
         with autocast(config.precision, device):
             logits = model(ev.preprocess(x).contiguous(memory_format=torch.channels_last)).float()
         loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
-        opt.zero_grad(set_to_none=True); loss.backward()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step(); sched.step()
-        losses.append(loss.item()); accs.append((logits.argmax(-1) == y).float().mean().item())
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        accs.append((logits.argmax(-1) == y).float().mean().item())
     model.to(memory_format=torch.contiguous_format).eval()
-    ev.history = {'loss': losses, 'train_acc': accs, 'seconds': time.time() - t0,
-                  'cpu_seconds': time.process_time() - c0, 'threads': torch.get_num_threads(), 'seed': seed}
+    ev.history = {
+        'loss': losses,
+        'train_acc': accs,
+        'seconds': time.time() - t0,
+        'cpu_seconds': time.process_time() - c0,
+        'threads': torch.get_num_threads(),
+        'seed': seed,
+    }
     return ev
 
 # %% ../nbs/07_evaluators.ipynb #05187ed9
-def score_images(evaluators: dict[str, Evaluator], images, labels, per_concept: bool = True,
-                 batch_size: int = 256, concepts: Sequence[str] | None = None) -> pd.DataFrame:
+def score_images(
+    evaluators: dict[str, Evaluator],
+    images,
+    labels,
+    per_concept: bool = True,
+    batch_size: int = 256,
+    concepts: Sequence[str] | None = None,
+) -> pd.DataFrame:
     "Accuracy and true-class probability of each evaluator, per concept (named by `concepts`, else the evaluator's class names) and overall (`concept == 'all'`)."
     labels = torch.as_tensor(labels).cpu().numpy().astype(np.int64)
-    if not evaluators: raise ValueError("no evaluators given")
+    if not evaluators:
+        raise ValueError("no evaluators given")
     if concepts is not None and len(labels) and not 0 <= labels.min() <= labels.max() < len(concepts):
-        raise ValueError(f"labels range over [{labels.min()}, {labels.max()}] but {len(concepts)} concept names were given")
+        raise ValueError(
+            f"labels range over [{labels.min()}, {labels.max()}] but {len(concepts)} concept names were given"
+        )
     rows = []
     for name, ev in evaluators.items():
-        if len(labels) != len(images): raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        if len(labels) == 0: raise ValueError("no images to score")
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        if len(labels) == 0:
+            raise ValueError("no images to score")
         if labels.min() < 0 or labels.max() >= ev.config.n_classes:
-            raise ValueError(f"labels must lie in [0, {ev.config.n_classes}) for evaluator {name!r}, got range [{labels.min()}, {labels.max()}]")
+            raise ValueError(
+                f"labels must lie in [0, {ev.config.n_classes}) for evaluator {name!r}, got range [{labels.min()}, {labels.max()}]"
+            )
         p = ev.predict_proba(images, batch_size).numpy()
         hit, ptrue = p.argmax(-1) == labels, p[np.arange(len(labels)), labels]
-        names = ev.class_names if concepts is None else concepts   # a VQGM's own classes need not carry the evaluator's names
+        names = (
+            ev.class_names if concepts is None else concepts
+        )  # a VQGM's own classes need not carry the evaluator's names
         groups = [(names[c], labels == c) for c in np.unique(labels)] if per_concept else []
         for concept, sel in groups + [('all', np.ones(len(labels), bool))]:
-            rows.append({'concept': concept, 'evaluator': name, 'accuracy': float(hit[sel].mean()),
-                         'prob': float(ptrue[sel].mean()), 'n': int(sel.sum())})
+            rows.append(
+                {
+                    'concept': concept,
+                    'evaluator': name,
+                    'accuracy': float(hit[sel].mean()),
+                    'prob': float(ptrue[sel].mean()),
+                    'n': int(sel.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
-def evaluator_report(evaluators: dict[str, Evaluator], world: ConceptWorld, n_per_class: int = 100, seed: int = 12345,
-                     per_concept: bool = False) -> pd.DataFrame:
+
+def evaluator_report(
+    evaluators: dict[str, Evaluator],
+    world: ConceptWorld,
+    n_per_class: int = 100,
+    seed: int = 12345,
+    per_concept: bool = False,
+) -> pd.DataFrame:
     "Accuracy of each evaluator on `n_per_class` fresh world images per concept (columns evaluator, accuracy, prob, n)."
-    if not 0 <= seed < TRAIN_SEED_BASE: raise ValueError(f"seed must be in [0, {TRAIN_SEED_BASE}) (training renders use the seeds above), got {seed}")
+    if not 0 <= seed < TRAIN_SEED_BASE:
+        raise ValueError(
+            f"seed must be in [0, {TRAIN_SEED_BASE}) (training renders use the seeds above), got {seed}"
+        )
     batch = world.sample(n_per_class, seed=seed)
     df = score_images(evaluators, batch.images, batch.labels, per_concept=per_concept)
-    if not per_concept: df = df.drop(columns='concept')
+    if not per_concept:
+        df = df.drop(columns='concept')
     return df.reset_index(drop=True)
 
 # %% ../nbs/07_evaluators.ipynb #f83fcc07
 def torchvision_checkpoint_path(arch: str, weights: str = 'IMAGENET1K_V1') -> Path:
     "Where torchvision keeps the official checkpoint of `arch`/`weights` in the local torch hub cache."
-    w = _torchvision_weights(EvaluatorConfig(arch=arch, weights=weights, image_size=224, n_classes=1000, steps=0))
-    return Path(torch.hub.get_dir())/'checkpoints'/os.path.basename(w.url)
+    w = _torchvision_weights(
+        EvaluatorConfig(arch=arch, weights=weights, image_size=224, n_classes=1000, steps=0)
+    )
+    return Path(torch.hub.get_dir()) / 'checkpoints' / os.path.basename(w.url)
+
 
 def load_torchvision_evaluator(arch: str, weights: str = 'IMAGENET1K_V1', device=None) -> Evaluator:
     "The paper's pretrained `arch` (resnet18/50, vit_b_16/32) from the local torch hub cache, with its own preprocessing."
@@ -403,37 +599,57 @@ def load_torchvision_evaluator(arch: str, weights: str = 'IMAGENET1K_V1', device
         raise FileNotFoundError(
             f"Pretrained {arch} weights not found at {path}. cortex_nb never downloads; on a machine with network run "
             f"`python -c \"import torchvision; torchvision.models.{arch}(weights='{weights}')\"` (it saves to that path; "
-            f"set TORCH_HOME to choose the cache), or download {w.url} and copy it to {path}.")
-    try: state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"Corrupt checkpoint {path}: {e}") from e
+            f"set TORCH_HOME to choose the cache), or download {w.url} and copy it to {path}."
+        )
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise ValueError(f"Corrupt checkpoint {path}: {e}") from e
     model = build_evaluator_model(config)
     _load_state(model, state, path)
     ev = Evaluator(model, config, w.meta['categories'])
     return ev.to(device) if device is not None else ev
 
 # %% ../nbs/07_evaluators.ipynb #0eaa29ad
-def get_evaluators(preset: str | Preset = 'tiny', cache: ArtifactCache | str | os.PathLike | None = None,
-                   world: ConceptWorld | None = None, archs: Sequence[str] | None = None, device=None,
-                   progress: bool = True, **changes) -> dict[str, Evaluator]:
+def get_evaluators(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | os.PathLike | None = None,
+    world: ConceptWorld | None = None,
+    archs: Sequence[str] | None = None,
+    device=None,
+    progress: bool = True,
+    **changes,
+) -> dict[str, Evaluator]:
     "The evaluators of `preset` by name: the world's {'cnn', 'vit'} (the shipped release's, else trained and cached), or the paper's four torchvision models."
-    p, device = get_preset(preset), get_device(device)    # evaluators score where the IEMs train: the GPU when present
+    p, device = (
+        get_preset(preset),
+        get_device(device),
+    )  # evaluators score where the IEMs train: the GPU when present
     if p.name == 'paper':
         return {a: load_torchvision_evaluator(a, device=device) for a in (archs or PAPER_EVALUATORS)}
     release = world_release(p) if world is None and not changes else None
     if release is not None:
-        return {arch: Evaluator.load(release/'evaluators'/arch, device=device) for arch in (archs or WORLD_ARCHS)}
+        return {
+            arch: Evaluator.load(release / 'evaluators' / arch, device=device)
+            for arch in (archs or WORLD_ARCHS)
+        }
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     world = world if world is not None else ConceptWorld(WorldConfig.for_preset(p))
     out = {}
-    for arch in (archs or WORLD_ARCHS):
+    for arch in archs or WORLD_ARCHS:
         key = world_evaluator_key(p, arch, world, **changes)
-        build = lambda folder, cfg=key['evaluator']: train_evaluator(cfg, world, seed=p.world_seed, device=device,
-                                                                     progress=progress).save(folder)
-        out[arch] = Evaluator.load(cache.get_or_build('evaluator', key, build, verbose=progress), device=device)
+        build = lambda folder, cfg=key['evaluator']: train_evaluator(
+            cfg, world, seed=p.world_seed, device=device, progress=progress
+        ).save(folder)
+        out[arch] = Evaluator.load(
+            cache.get_or_build('evaluator', key, build, verbose=progress), device=device
+        )
     return out
+
 
 def world_evaluator_key(preset: Preset, arch: str, world: ConceptWorld, **changes) -> dict:
     "The artifact-cache key of the world evaluator `arch` of `preset`: its config, the world's and the world seed."
-    cfg = EvaluatorConfig.for_preset(preset, arch, image_size=world.config.image_size, n_classes=world.n_classes,
-                                     **changes)
+    cfg = EvaluatorConfig.for_preset(
+        preset, arch, image_size=world.config.image_size, n_classes=world.n_classes, **changes
+    )
     return {'evaluator': cfg, 'world': world.config, 'seed': preset.world_seed}

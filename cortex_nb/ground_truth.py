@@ -26,107 +26,184 @@ __all__ = ['INSIDE_RULES', 'GT_METHODS', 'CONTROL_METHODS', 'cell_coverage', 'in
 # %% ../nbs/14_ground_truth.ipynb #394982c6
 INSIDE_RULES = ('majority', 'any')
 
+
 def cell_coverage(mask, grid_size: int) -> torch.Tensor:
     "Fraction of each token's pixel patch covered by a boolean pixel mask (B, S, S) → (B, m, m)."
     mask = torch.as_tensor(np.asarray(mask) if not isinstance(mask, torch.Tensor) else mask)
-    if mask.ndim != 3 or mask.shape[1] != mask.shape[2]: raise ValueError(f"pixel masks must be (B, S, S), got shape {tuple(mask.shape)}")
-    if mask.shape[1] % grid_size: raise ValueError(f"mask size {mask.shape[1]} is not a multiple of the grid size {grid_size}")
+    if mask.ndim != 3 or mask.shape[1] != mask.shape[2]:
+        raise ValueError(f"pixel masks must be (B, S, S), got shape {tuple(mask.shape)}")
+    if mask.shape[1] % grid_size:
+        raise ValueError(f"mask size {mask.shape[1]} is not a multiple of the grid size {grid_size}")
     return F.avg_pool2d(mask.float()[:, None], mask.shape[1] // grid_size)[:, 0]
+
 
 def inside_cells(coverage: torch.Tensor, rule: str = 'majority') -> torch.Tensor:
     "Boolean (B, m, m): cells inside the mask — covered > 1/2 ('majority') or at all ('any')."
-    if rule not in INSIDE_RULES: raise ValueError(f"unknown inside rule {rule!r}; choose one of {INSIDE_RULES}")
+    if rule not in INSIDE_RULES:
+        raise ValueError(f"unknown inside rule {rule!r}; choose one of {INSIDE_RULES}")
     return coverage > 0.5 if rule == 'majority' else coverage > 0
 
 # %% ../nbs/14_ground_truth.ipynb #f29598d4
 def localization_scores(scores: torch.Tensor, inside: torch.Tensor, top_n: int) -> dict:
     "Pointing (top-1 inside), precision@top_n and their random expectation (inside share), averaged over images; and how often the top-1 is one same position."
-    if scores.shape != inside.shape: raise ValueError(f"scores {tuple(scores.shape)} and masks {tuple(inside.shape)} differ in shape")
+    if scores.shape != inside.shape:
+        raise ValueError(f"scores {tuple(scores.shape)} and masks {tuple(inside.shape)} differ in shape")
     m2 = scores.shape[1] * scores.shape[2]
     order = top_positions(scores.float(), check_top_n(top_n, m2))
     hit = inside.flatten(1).gather(1, order.to(inside.device)).float()
     rand = inside.flatten(1).float().mean(1)
     pointing, expect = hit[:, 0].mean().item(), rand.mean().item()
-    mode_share = torch.bincount(order[:, 0].cpu(), minlength=m2).max().item() / len(order)   # 1: the top-1 ignores the image
-    return dict(pointing=pointing, random_expectation=expect, ratio=pointing / expect if expect > 0 else float('nan'),
-                precision=hit.mean().item(), precision_ratio=hit.mean().item() / expect if expect > 0 else float('nan'),
-                top_n=top_n, top1_mode_share=mode_share, n_images=len(scores))
+    mode_share = torch.bincount(order[:, 0].cpu(), minlength=m2).max().item() / len(
+        order
+    )  # 1: the top-1 ignores the image
+    return dict(
+        pointing=pointing,
+        random_expectation=expect,
+        ratio=pointing / expect if expect > 0 else float('nan'),
+        precision=hit.mean().item(),
+        precision_ratio=hit.mean().item() / expect if expect > 0 else float('nan'),
+        top_n=top_n,
+        top1_mode_share=mode_share,
+        n_images=len(scores),
+    )
 
 # %% ../nbs/14_ground_truth.ipynb #5f252d19
 GT_METHODS = ('smoothgrad', 'smoothgrad_logit_signed', 'saliency', 'integrated_gradients', 'occlusion')
 CONTROL_METHODS = ('center_prior',)
+
 
 def center_prior_map(batch: int, grid_size: int) -> torch.Tensor:
     "Model-free control (B, m, m): minus the distance of each cell from the grid centre (ties broken by position order)."
     r = torch.arange(grid_size, dtype=torch.float32) - (grid_size - 1) / 2
     return -(r[:, None] ** 2 + r[None, :] ** 2).sqrt().expand(batch, grid_size, grid_size).clone()
 
-def _prob_fn(model): return lambda x: model(x).float().softmax(-1)
+
+def _prob_fn(model):
+    return lambda x: model(x).float().softmax(-1)
+
 
 def saliency_map(model: nn.Module, E: torch.Tensor, labels) -> torch.Tensor:
     "Plain gradient of the concept probability (captum Saliency), max over channels of |∇| → (B, m, m)."
     from captum.attr import Saliency
+
     labels = check_targets(labels, len(E), model_dims(model)[2])
     E, dev = _to_model(model, E)
     with _explaining(model):
-        S = Saliency(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), target=labels.to(E.device), abs=False)
+        S = Saliency(_prob_fn(model)).attribute(
+            E.detach().clone().requires_grad_(True), target=labels.to(E.device), abs=False
+        )
     return reduce_saliency(S.float(), 'abs').to(dev)
 
-def integrated_gradients_map(model: nn.Module, E: torch.Tensor, labels, n_steps: int = 32, internal_batch_size: int = 512) -> torch.Tensor:
+
+def integrated_gradients_map(
+    model: nn.Module, E: torch.Tensor, labels, n_steps: int = 32, internal_batch_size: int = 512
+) -> torch.Tensor:
     "Integrated gradients (captum) of the concept probability from E = 0, summed over the channels → (B, m, m)."
     from captum.attr import IntegratedGradients
+
     labels = check_targets(labels, len(E), model_dims(model)[2])
     E, dev = _to_model(model, E)
     with _explaining(model):
-        A = IntegratedGradients(_prob_fn(model)).attribute(E.detach().clone().requires_grad_(True), baselines=torch.zeros_like(E), target=labels.to(E.device),
-                                                           n_steps=n_steps, internal_batch_size=internal_batch_size)
+        A = IntegratedGradients(_prob_fn(model)).attribute(
+            E.detach().clone().requires_grad_(True),
+            baselines=torch.zeros_like(E),
+            target=labels.to(E.device),
+            n_steps=n_steps,
+            internal_batch_size=internal_batch_size,
+        )
     return A.float().sum(1).to(dev)
 
+
 @torch.no_grad()
-def occlusion_map(model: nn.Module, E: torch.Tensor, labels, replacement: torch.Tensor, max_batch: int = 1024) -> torch.Tensor:
+def occlusion_map(
+    model: nn.Module, E: torch.Tensor, labels, replacement: torch.Tensor, max_batch: int = 1024
+) -> torch.Tensor:
     "Drop of the concept probability when each token is replaced by the codebook entry `replacement` (d,) → (B, m, m)."
     labels = check_targets(labels, len(E), model_dims(model)[2])
     E, dev = _to_model(model, E)
     B, d, m, _ = E.shape
-    if replacement.shape != (d,): raise ValueError(f"replacement must be one codebook entry of shape ({d},), got {tuple(replacement.shape)}")
-    if max_batch < 1: raise ValueError(f"max_batch must be ≥ 1, got {max_batch}")
+    if replacement.shape != (d,):
+        raise ValueError(
+            f"replacement must be one codebook entry of shape ({d},), got {tuple(replacement.shape)}"
+        )
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be ≥ 1, got {max_batch}")
     fn = _prob_fn(model)
     out = torch.zeros(B, m * m)
     eye = torch.eye(m * m, dtype=torch.bool, device=E.device).view(m * m, 1, m, m)
     with _explaining(model):
         # unoccluded probabilities in chunks of max_batch images: a whole test split of 256x256 activations need not fit at once
         p0 = torch.zeros(B)
-        for s in range(0, B, max_batch): p0[s:s + max_batch] = fn(E[s:s + max_batch]).gather(1, labels[s:s + max_batch, None].to(E.device))[:, 0].cpu()
+        for s in range(0, B, max_batch):
+            p0[s : s + max_batch] = (
+                fn(E[s : s + max_batch]).gather(1, labels[s : s + max_batch, None].to(E.device))[:, 0].cpu()
+            )
         per = max(1, max_batch // (m * m))
         for s in range(0, B, per):
-            e = E[s:s + per]; b = len(e)
-            X = torch.where(eye[None], replacement.view(1, 1, d, 1, 1).to(E), e[:, None]).reshape(b * m * m, d, m, m)
-            p = fn(X).view(b, m * m, -1).gather(2, labels[s:s + b].view(b, 1, 1).expand(b, m * m, 1).to(E.device))[..., 0]
-            out[s:s + b] = p0[s:s + b, None] - p.cpu()
+            e = E[s : s + per]
+            b = len(e)
+            X = torch.where(eye[None], replacement.view(1, 1, d, 1, 1).to(E), e[:, None]).reshape(
+                b * m * m, d, m, m
+            )
+            p = (
+                fn(X)
+                .view(b, m * m, -1)
+                .gather(2, labels[s : s + b].view(b, 1, 1).expand(b, m * m, 1).to(E.device))[..., 0]
+            )
+            out[s : s + b] = p0[s : s + b, None] - p.cpu()
     return out.view(B, m, m).to(dev)
+
 
 def most_frequent_token(ids) -> int:
     "The most frequent token id of a set of grids (ties to the lower id); a whole store split: `store.token_counts(split).argmax()`."
     ids = torch.as_tensor(ids).reshape(-1).long()
     return int(torch.bincount(ids).argmax())
 
-def attribution_maps(model: nn.Module, E: torch.Tensor, labels, methods: Sequence[str] = GT_METHODS,
-                     preset='tiny', replacement: torch.Tensor | None = None, smoothgrad: TokenImportance | None = None) -> dict:
+
+def attribution_maps(
+    model: nn.Module,
+    E: torch.Tensor,
+    labels,
+    methods: Sequence[str] = GT_METHODS,
+    preset='tiny',
+    replacement: torch.Tensor | None = None,
+    smoothgrad: TokenImportance | None = None,
+) -> dict:
     "Scores (B, m, m) per method name for embeddings E and their concept labels."
-    if smoothgrad is not None and smoothgrad.model is not model:   # its maps would explain another model, silently
-        raise ValueError(f"`smoothgrad` explains another model ({type(smoothgrad.model).__name__}) than `model` ({type(model).__name__}): build it as TokenImportance(model, ...)")
+    if (
+        smoothgrad is not None and smoothgrad.model is not model
+    ):  # its maps would explain another model, silently
+        raise ValueError(
+            f"`smoothgrad` explains another model ({type(smoothgrad.model).__name__}) than `model` ({type(model).__name__}): build it as TokenImportance(model, ...)"
+        )
     out = {}
     for name in methods:
-        if name == 'smoothgrad': out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).attribute(E, labels)
-        elif name == 'smoothgrad_logit_signed':   # the authors' code: same N, α and noise; logit target, max of the signed S
-            out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).replace(target='logit', reduce='signed').attribute(E, labels)
-        elif name == 'saliency': out[name] = saliency_map(model, E, labels)
-        elif name == 'integrated_gradients': out[name] = integrated_gradients_map(model, E, labels)
-        elif name == 'center_prior': out[name] = center_prior_map(len(E), E.shape[-1])
+        if name == 'smoothgrad':
+            out[name] = (smoothgrad or TokenImportance.for_preset(model, preset)).attribute(E, labels)
+        elif (
+            name == 'smoothgrad_logit_signed'
+        ):  # the authors' code: same N, α and noise; logit target, max of the signed S
+            out[name] = (
+                (smoothgrad or TokenImportance.for_preset(model, preset))
+                .replace(target='logit', reduce='signed')
+                .attribute(E, labels)
+            )
+        elif name == 'saliency':
+            out[name] = saliency_map(model, E, labels)
+        elif name == 'integrated_gradients':
+            out[name] = integrated_gradients_map(model, E, labels)
+        elif name == 'center_prior':
+            out[name] = center_prior_map(len(E), E.shape[-1])
         elif name == 'occlusion':
-            if replacement is None: raise ValueError("occlusion needs a `replacement` codebook entry (e.g. the most frequent token)")
+            if replacement is None:
+                raise ValueError(
+                    "occlusion needs a `replacement` codebook entry (e.g. the most frequent token)"
+                )
             out[name] = occlusion_map(model, E, labels, replacement)
-        else: raise ValueError(f"unknown attribution method {name!r}; choose from {GT_METHODS + CONTROL_METHODS}")
+        else:
+            raise ValueError(
+                f"unknown attribution method {name!r}; choose from {GT_METHODS + CONTROL_METHODS}"
+            )
         out[name] = out[name].detach().cpu()
     return out
 
@@ -135,11 +212,20 @@ def world_grids(vqgm, world, n_per_concept: int, seed: int = 424242) -> dict:
     "Rendered world images of every class concept, their VQGM token grids and masks."
     batch = world.sample(n_per_concept, seed=seed)
     images = batch.torch()
-    with torch.no_grad(): ids = vqgm.encode(images).cpu()
-    return dict(images=images, ids=ids, labels=torch.from_numpy(batch.labels.astype(np.int64)),
-                object_mask=torch.from_numpy(batch.object_mask), part_mask=torch.from_numpy(batch.part_mask))
+    with torch.no_grad():
+        ids = vqgm.encode(images).cpu()
+    return dict(
+        images=images,
+        ids=ids,
+        labels=torch.from_numpy(batch.labels.astype(np.int64)),
+        object_mask=torch.from_numpy(batch.object_mask),
+        part_mask=torch.from_numpy(batch.part_mask),
+    )
 
-def ground_truth_table(maps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], top_n: int) -> pd.DataFrame:
+
+def ground_truth_table(
+    maps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], top_n: int
+) -> pd.DataFrame:
     "Localization of every method's maps against every pixel mask (majority rule; any-overlap figures alongside)."
     rows = []
     for mname, mask in masks.items():
@@ -148,11 +234,22 @@ def ground_truth_table(maps: Mapping[str, torch.Tensor], masks: Mapping[str, tor
         for meth, s in maps.items():
             r = localization_scores(s, inside_cells(cov, 'majority'), top_n)
             a = localization_scores(s, inside_cells(cov, 'any'), top_n)
-            rows.append(dict(method=meth, mask=mname, **r, pointing_any=a['pointing'], random_expectation_any=a['random_expectation'],
-                             ratio_any=a['ratio']))
+            rows.append(
+                dict(
+                    method=meth,
+                    mask=mname,
+                    **r,
+                    pointing_any=a['pointing'],
+                    random_expectation_any=a['random_expectation'],
+                    ratio_any=a['ratio'],
+                )
+            )
     return pd.DataFrame(rows)
 
-def ground_truth_per_image(maps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]) -> pd.DataFrame:
+
+def ground_truth_per_image(
+    maps: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor]
+) -> pd.DataFrame:
     "Per method, mask and image: whether the top-1 cell is inside the mask (`hit`, majority rule) and the mask's share of cells."
     rows = []
     for mname, mask in masks.items():
@@ -163,9 +260,19 @@ def ground_truth_per_image(maps: Mapping[str, torch.Tensor], masks: Mapping[str,
                 raise ValueError(f"scores {tuple(s.shape)} and masks {tuple(inside.shape)} differ in shape")
             top1 = top_positions(s.float(), 1)[:, 0]
             hit = inside.flatten(1).gather(1, top1[:, None].to(inside.device))[:, 0]
-            rows.append(pd.DataFrame(dict(method=meth, mask=mname, image=np.arange(len(s)), hit=hit.cpu().numpy().astype(int),
-                                          inside_share=inside.flatten(1).double().mean(1).cpu().numpy())))
+            rows.append(
+                pd.DataFrame(
+                    dict(
+                        method=meth,
+                        mask=mname,
+                        image=np.arange(len(s)),
+                        hit=hit.cpu().numpy().astype(int),
+                        inside_share=inside.flatten(1).double().mean(1).cpu().numpy(),
+                    )
+                )
+            )
     return pd.concat(rows, ignore_index=True)
+
 
 def plot_localization(df: pd.DataFrame, title: str = 'Pointing at ground truth (ratio to a random position)'):
     "Grouped bars: pointing ratio per method, one group per (iem, mask); 1 = chance."
@@ -175,17 +282,29 @@ def plot_localization(df: pd.DataFrame, title: str = 'Pointing at ground truth (
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(groups)), 3.3))
     w = 0.8 / len(methods)
     for j, meth in enumerate(methods):
-        vals = [df[(df['method'] == meth) & np.all([df[k] == g[i] for i, k in enumerate(keys)], 0)]['ratio'].mean() for g in groups]
+        vals = [
+            df[(df['method'] == meth) & np.all([df[k] == g[i] for i, k in enumerate(keys)], 0)][
+                'ratio'
+            ].mean()
+            for g in groups
+        ]
         ax.bar(np.arange(len(groups)) + j * w, vals, w, label=meth)
-    ax.axhline(1, color='k', lw=0.8, ls='--'); ax.set_xticks(np.arange(len(groups)) + 0.4 - w / 2)
-    ax.set_xticklabels(['/'.join(map(str, g)) for g in groups], fontsize=8); ax.set_ylabel('pointing / random')
-    ax.legend(fontsize=7); ax.set_title(title, fontsize=9); fig.tight_layout()
+    ax.axhline(1, color='k', lw=0.8, ls='--')
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - w / 2)
+    ax.set_xticklabels(['/'.join(map(str, g)) for g in groups], fontsize=8)
+    ax.set_ylabel('pointing / random')
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/14_ground_truth.ipynb #613ffd8a
 def top1_lattice_share(scores: torch.Tensor, stride: int) -> float:
     "Share of images (B, m, m) whose top-1 position has row and column divisible by `stride` (chance: 1/stride² on a multiple-of-stride grid)."
-    if scores.ndim != 3 or scores.shape[1] != scores.shape[2]: raise ValueError(f"scores must be (B, m, m), got shape {tuple(scores.shape)}")
-    if stride < 1: raise ValueError(f"stride must be a positive integer, got {stride}")
-    m = scores.shape[-1]; top1 = top_positions(scores.float(), 1)[:, 0]
+    if scores.ndim != 3 or scores.shape[1] != scores.shape[2]:
+        raise ValueError(f"scores must be (B, m, m), got shape {tuple(scores.shape)}")
+    if stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride}")
+    m = scores.shape[-1]
+    top1 = top_positions(scores.float(), 1)[:, 0]
     return ((top1 // m % stride == 0) & (top1 % m % stride == 0)).float().mean().item()

@@ -22,24 +22,36 @@ __all__ = ['IEM_CONFIGS', 'IEM_CLASSES', 'check_iem_input', 'CEConfig', 'REConfi
 # %% ../nbs/09_iem.ipynb #a352daa3
 def check_iem_input(E, in_channels: int, grid_size: int) -> torch.Tensor:
     "Refuse anything but a finite float batch E of shape (B, in_channels, grid_size, grid_size)."
-    if not isinstance(E, torch.Tensor): raise TypeError(f"IEM input must be a torch.Tensor, got {type(E).__name__}")
-    if not E.is_floating_point(): raise ValueError(f"IEM input must be float embeddings E = C[ids], got dtype {E.dtype} (did you pass token ids?)")
+    if not isinstance(E, torch.Tensor):
+        raise TypeError(f"IEM input must be a torch.Tensor, got {type(E).__name__}")
+    if not E.is_floating_point():
+        raise ValueError(
+            f"IEM input must be float embeddings E = C[ids], got dtype {E.dtype} (did you pass token ids?)"
+        )
     if E.ndim != 4 or E.shape[1] != in_channels or E.shape[2] != grid_size or E.shape[3] != grid_size:
-        raise ValueError(f"IEM input must have shape (B, {in_channels}, {grid_size}, {grid_size}), got {tuple(E.shape)}")
+        raise ValueError(
+            f"IEM input must have shape (B, {in_channels}, {grid_size}, {grid_size}), got {tuple(E.shape)}"
+        )
     # one sum is 20× cheaper than a finiteness mask on every forward, and NaN/inf propagate into it (the count only on failure)
-    if E.device.type != 'meta' and not torch.isfinite(E.sum()) and not torch.isfinite(E).all(): raise ValueError(f"IEM input has {int((~torch.isfinite(E)).sum())} NaN/inf values (check the embeddings or the noise)")
+    if E.device.type != 'meta' and not torch.isfinite(E.sum()) and not torch.isfinite(E).all():
+        raise ValueError(
+            f"IEM input has {int((~torch.isfinite(E)).sum())} NaN/inf values (check the embeddings or the noise)"
+        )
     return E
 
 # %% ../nbs/09_iem.ipynb #259f9b15
-def _preset(preset) -> Preset: return get_preset(preset)
+def _preset(preset) -> Preset:
+    return get_preset(preset)
+
 
 @dataclass(frozen=True)
 class CEConfig:
     "CNN-based extractor (App. A.3.1)."
-    in_channels: int            # d
-    grid_size: int              # m (must be divisible by 4: two 2×2 max-pools)
-    n_classes: int              # n
-    width: int = 512            # filters of every conv
+
+    in_channels: int  # d
+    grid_size: int  # m (must be divisible by 4: two 2×2 max-pools)
+    n_classes: int  # n
+    width: int = 512  # filters of every conv
     convs_per_block: int = 4
     fc_dim: int = 4096
     dropout: float = 0.5
@@ -49,33 +61,41 @@ class CEConfig:
     def for_preset(cls, preset, n_classes: int) -> "CEConfig":
         "The paper's CE on `paper`; a narrower one for small presets."
         p = _preset(preset)
-        if p.name == 'paper': return cls(p.embed_dim, p.grid_size, n_classes)
+        if p.name == 'paper':
+            return cls(p.embed_dim, p.grid_size, n_classes)
         return cls(p.embed_dim, p.grid_size, n_classes, width=64, convs_per_block=2, fc_dim=256)
+
 
 @dataclass(frozen=True)
 class REConfig:
     "ResNet-based extractor with squeeze-and-excitation (App. A.3.2)."
+
     in_channels: int
     grid_size: int
     n_classes: int
-    width: int = 512            # channels of both layers
+    width: int = 512  # channels of both layers
     n_layers: int = 2
     blocks_per_layer: int = 3
     se_reduction: int = 16
     fc_dim: int = 2048
-    dropout: float = 0.5        # the paper's value (the authors' code: 0.4)
+    dropout: float = 0.5  # the paper's value (the authors' code: 0.4)
     arch: str = 're'
 
     @classmethod
     def for_preset(cls, preset, n_classes: int) -> "REConfig":
         "The paper's RE on `paper`; a narrower, shallower one for small presets."
         p = _preset(preset)
-        if p.name == 'paper': return cls(p.embed_dim, p.grid_size, n_classes)
-        return cls(p.embed_dim, p.grid_size, n_classes, width=64, blocks_per_layer=1, se_reduction=8, fc_dim=256)
+        if p.name == 'paper':
+            return cls(p.embed_dim, p.grid_size, n_classes)
+        return cls(
+            p.embed_dim, p.grid_size, n_classes, width=64, blocks_per_layer=1, se_reduction=8, fc_dim=256
+        )
+
 
 @dataclass(frozen=True)
 class TEConfig:
     "Transformer-based extractor (App. A.3.3)."
+
     in_channels: int
     grid_size: int
     n_classes: int
@@ -83,41 +103,66 @@ class TEConfig:
     depth: int = 12
     heads: int = 8
     mlp_dim: int = 2048
-    head_dim: int = 1024        # hidden width of the classification MLP
+    head_dim: int = 1024  # hidden width of the classification MLP
     dropout: float = 0.2
-    scale_embeddings: bool = True   # multiply projected patches by √dim before adding positions
+    scale_embeddings: bool = True  # multiply projected patches by √dim before adding positions
     arch: str = 'te'
 
     @classmethod
     def for_preset(cls, preset, n_classes: int) -> "TEConfig":
         "The paper's TE on `paper`; a small one for small presets."
         p = _preset(preset)
-        if p.name == 'paper': return cls(p.embed_dim, p.grid_size, n_classes)
-        return cls(p.embed_dim, p.grid_size, n_classes, dim=64, depth=3, heads=4, mlp_dim=128, head_dim=128, dropout=0.1)
+        if p.name == 'paper':
+            return cls(p.embed_dim, p.grid_size, n_classes)
+        return cls(
+            p.embed_dim,
+            p.grid_size,
+            n_classes,
+            dim=64,
+            depth=3,
+            heads=4,
+            mlp_dim=128,
+            head_dim=128,
+            dropout=0.1,
+        )
+
 
 IEM_CONFIGS = {'ce': CEConfig, 're': REConfig, 'te': TEConfig}
 
 # %% ../nbs/09_iem.ipynb #6cd5d59f
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=1, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=1, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
 
 class CE(nn.Module):
     "CNN-based extractor: 2 × (convs_per_block × conv-BN-ReLU, max-pool) → FC-BN-ReLU-dropout → FC-BN-ReLU → FC."
+
     def __init__(self, config: CEConfig):
         super().__init__()
         c = self.config = config
-        if c.grid_size % 4: raise ValueError(f"CE needs a grid size divisible by 4 (two 2×2 max-pools), got {c.grid_size}")
+        if c.grid_size % 4:
+            raise ValueError(f"CE needs a grid size divisible by 4 (two 2×2 max-pools), got {c.grid_size}")
         blocks, cin = [], c.in_channels
         for _ in range(2):
             layers = []
-            for _ in range(c.convs_per_block): layers.append(_conv_bn_relu(cin, c.width)); cin = c.width
+            for _ in range(c.convs_per_block):
+                layers.append(_conv_bn_relu(cin, c.width))
+                cin = c.width
             blocks.append(nn.Sequential(*layers, nn.MaxPool2d(2, 2)))
         self.features = nn.Sequential(*blocks)
         flat = c.width * (c.grid_size // 4) ** 2
         self.classifier = nn.Sequential(
-            nn.Linear(flat, c.fc_dim), nn.BatchNorm1d(c.fc_dim), nn.ReLU(inplace=True), nn.Dropout(c.dropout),
-            nn.Linear(c.fc_dim, c.fc_dim), nn.BatchNorm1d(c.fc_dim), nn.ReLU(inplace=True),
-            nn.Linear(c.fc_dim, c.n_classes))
+            nn.Linear(flat, c.fc_dim),
+            nn.BatchNorm1d(c.fc_dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(c.dropout),
+            nn.Linear(c.fc_dim, c.fc_dim),
+            nn.BatchNorm1d(c.fc_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(c.fc_dim, c.n_classes),
+        )
 
     def forward(self, E: torch.Tensor) -> torch.Tensor:
         "E (B, d, m, m) → logits (B, n)."
@@ -127,38 +172,62 @@ class CE(nn.Module):
 # %% ../nbs/09_iem.ipynb #804f597d
 class SqueezeExcite(nn.Module):
     "Channel attention: x * sigmoid(FC(ReLU(FC(global average pool of x))))."
+
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.gate = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid())
+        self.gate = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid()
+        )
 
-    def forward(self, x): return x * self.gate(x.mean((2, 3)))[:, :, None, None]
+    def forward(self, x):
+        return x * self.gate(x.mean((2, 3)))[:, :, None, None]
+
 
 class SEResidualBlock(nn.Module):
     "Two 3×3 conv-BN (ReLU between), a shortcut, SE on the sum, then ReLU."
+
     def __init__(self, cin: int, cout: int, stride: int = 1, se_reduction: int = 16):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(cout))
-        self.shortcut = (nn.Identity() if stride == 1 and cin == cout else
-                         nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)))
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+        )
         self.se = SqueezeExcite(cout, se_reduction)
 
-    def forward(self, x): return F.relu(self.se(self.body(x) + self.shortcut(x)))
+    def forward(self, x):
+        return F.relu(self.se(self.body(x) + self.shortcut(x)))
+
 
 class RE(nn.Module):
     "ResNet-based extractor: n_layers × blocks_per_layer SE residual blocks (first of each stride 2) → GAP → FC-BN-ReLU-dropout → FC."
+
     def __init__(self, config: REConfig):
         super().__init__()
         c = self.config = config
         blocks, cin = [], c.in_channels
         for _ in range(c.n_layers):
             for b in range(c.blocks_per_layer):
-                blocks.append(SEResidualBlock(cin, c.width, stride=2 if b == 0 else 1, se_reduction=c.se_reduction)); cin = c.width
+                blocks.append(
+                    SEResidualBlock(cin, c.width, stride=2 if b == 0 else 1, se_reduction=c.se_reduction)
+                )
+                cin = c.width
         self.features = nn.Sequential(*blocks)
-        self.classifier = nn.Sequential(nn.Linear(c.width, c.fc_dim), nn.BatchNorm1d(c.fc_dim), nn.ReLU(inplace=True),
-                                        nn.Dropout(c.dropout), nn.Linear(c.fc_dim, c.n_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(c.width, c.fc_dim),
+            nn.BatchNorm1d(c.fc_dim),
+            nn.ReLU(inplace=True),
+            nn.Dropout(c.dropout),
+            nn.Linear(c.fc_dim, c.n_classes),
+        )
 
     def forward(self, E: torch.Tensor) -> torch.Tensor:
         "E (B, d, m, m) → logits (B, n)."
@@ -168,80 +237,113 @@ class RE(nn.Module):
 # %% ../nbs/09_iem.ipynb #f770035f
 class TokenBatchNorm(nn.Module):
     "BatchNorm1d over the channel axis of a (B, L, D) sequence (a wrapper, so SyncBatchNorm conversion keeps the transpose)."
+
     def __init__(self, dim: int):
-        super().__init__(); self.bn = nn.BatchNorm1d(dim)
-    def forward(self, x): return self.bn(x.transpose(1, 2)).transpose(1, 2)
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x):
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
 
 class DualNormEncoderLayer(nn.Module):
     "Pre-LN encoder layer whose attention and FFN outputs pass through BatchNorm before the residual add."
+
     def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.bn_attn, self.bn_ffn = TokenBatchNorm(dim), TokenBatchNorm(dim)
         self.drop = nn.Dropout(dropout)
-        self.ffn = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim), nn.Dropout(dropout))
+        self.ffn = nn.Sequential(
+            nn.Linear(dim, mlp_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_dim, dim),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x):
         h = self.ln1(x)
         x = x + self.drop(self.bn_attn(self.attn(h, h, h, need_weights=False)[0]))
         return x + self.bn_ffn(self.ffn(self.ln2(x)))
 
+
 class TE(nn.Module):
     "Transformer-based extractor: patch projection, class token, positions, `depth` dual-norm layers, LN + MLP head."
+
     def __init__(self, config: TEConfig):
         super().__init__()
         c = self.config = config
-        if c.dim % c.heads: raise ValueError(f"TE dim {c.dim} must be divisible by heads {c.heads}")
+        if c.dim % c.heads:
+            raise ValueError(f"TE dim {c.dim} must be divisible by heads {c.heads}")
         self.proj = nn.Sequential(nn.Linear(c.in_channels, c.dim), nn.LayerNorm(c.dim), nn.GELU())
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, c.grid_size ** 2 + 1, c.dim))
-        nn.init.trunc_normal_(self.cls_token, std=0.02); nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        self.pos_embed = nn.Parameter(torch.zeros(1, c.grid_size**2 + 1, c.dim))
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.drop = nn.Dropout(c.dropout)
-        self.layers = nn.ModuleList(DualNormEncoderLayer(c.dim, c.heads, c.mlp_dim, c.dropout) for _ in range(c.depth))
+        self.layers = nn.ModuleList(
+            DualNormEncoderLayer(c.dim, c.heads, c.mlp_dim, c.dropout) for _ in range(c.depth)
+        )
         self.norm = nn.LayerNorm(c.dim)
-        self.head = nn.Sequential(nn.Linear(c.dim, c.head_dim), nn.LayerNorm(c.head_dim), nn.GELU(), nn.Dropout(c.dropout),
-                                  nn.Linear(c.head_dim, c.n_classes))
+        self.head = nn.Sequential(
+            nn.Linear(c.dim, c.head_dim),
+            nn.LayerNorm(c.head_dim),
+            nn.GELU(),
+            nn.Dropout(c.dropout),
+            nn.Linear(c.head_dim, c.n_classes),
+        )
 
     def forward(self, E: torch.Tensor) -> torch.Tensor:
         "E (B, d, m, m) → logits (B, n)."
         c = self.config
         check_iem_input(E, c.in_channels, c.grid_size)
-        x = self.proj(E.flatten(2).transpose(1, 2))            # (B, m², dim): one patch per token position
-        if c.scale_embeddings: x = x * math.sqrt(c.dim)
+        x = self.proj(E.flatten(2).transpose(1, 2))  # (B, m², dim): one patch per token position
+        if c.scale_embeddings:
+            x = x * math.sqrt(c.dim)
         x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1) + self.pos_embed
         x = self.drop(x)
-        for layer in self.layers: x = layer(x)
+        for layer in self.layers:
+            x = layer(x)
         return self.head(self.norm(x)[:, 0])
 
 # %% ../nbs/09_iem.ipynb #e3a649fd
 IEM_CLASSES = {'ce': CE, 're': RE, 'te': TE}
 
+
 def iem_config(arch: str, preset, n_classes: int, **changes):
     "The config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_classes` concepts, with optional field `changes`."
-    if arch not in IEM_CONFIGS: raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
+    if arch not in IEM_CONFIGS:
+        raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
     if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
         raise ValueError(f"an IEM needs an integer n_classes ≥ 2 (concepts), got {n_classes!r}")
-    n_classes = int(n_classes)   # a NumPy integer (e.g. from len of an array's unique values) is fine
+    n_classes = int(n_classes)  # a NumPy integer (e.g. from len of an array's unique values) is fine
     cfg = IEM_CONFIGS[arch].for_preset(preset, n_classes)
     return dataclasses.replace(cfg, **changes) if changes else cfg
+
 
 def iem_from_config(config) -> nn.Module:
     "A freshly initialized IEM for `config` (a CEConfig, REConfig or TEConfig, or its dict)."
     if isinstance(config, dict):
-        config = dict(config); arch = config.get('arch')
-        if arch not in IEM_CONFIGS: raise ValueError(f"IEM config has unknown arch {arch!r}; known: {sorted(IEM_CONFIGS)}")
+        config = dict(config)
+        arch = config.get('arch')
+        if arch not in IEM_CONFIGS:
+            raise ValueError(f"IEM config has unknown arch {arch!r}; known: {sorted(IEM_CONFIGS)}")
         known = {f.name for f in dataclasses.fields(IEM_CONFIGS[arch])}
         unknown = set(config) - known
-        if unknown: raise ValueError(f"IEM config for {arch!r} has unknown fields {sorted(unknown)}")
+        if unknown:
+            raise ValueError(f"IEM config for {arch!r} has unknown fields {sorted(unknown)}")
         config = IEM_CONFIGS[arch](**config)
     if isinstance(config, tuple(IEM_CONFIGS.values())) and isinstance(config, IEM_CONFIGS[config.arch]):
         return IEM_CLASSES[config.arch](config)
     raise TypeError(f"not an IEM config: {config!r}")
 
+
 def build_iem(arch: str, preset, n_classes: int, **changes) -> nn.Module:
     "A freshly initialized IEM `arch` ('ce', 're', 'te') sized for `preset` with `n_classes` outputs."
     return iem_from_config(iem_config(arch, preset, n_classes, **changes))
+
 
 def count_parameters(model: nn.Module) -> int:
     "Number of trainable parameters."

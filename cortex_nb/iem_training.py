@@ -17,7 +17,17 @@ import torch.distributed as dist
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from .core import ArtifactCache, Preset, atomic_path, config_hash, get_device, get_preset, model_device, seed_everything, write_json
+from cortex_nb.core import (
+    ArtifactCache,
+    Preset,
+    atomic_path,
+    config_hash,
+    get_device,
+    get_preset,
+    model_device,
+    seed_everything,
+    write_json,
+)
 from .codebook import RandomVQGM, check_codebook, codebook_fingerprint, embed_tokens
 from .store import TokenStore, TokenStoreWriter, check_codebook_for_store
 from .iem import IEM_CONFIGS, build_iem, iem_config, iem_from_config
@@ -31,87 +41,144 @@ __all__ = ['TrainConfig', 'WarmupCosine', 'make_optimizer', 'IdBatches', 'train_
 @dataclass(frozen=True)
 class TrainConfig:
     "How to train one IEM (App. A.3.4)."
+
     epochs: int = 80
-    batch_size: int = 256           # global batch, split evenly over DDP processes
+    batch_size: int = 256  # global batch, split evenly over DDP processes
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    optimizer: str = 'adam'         # 'adam' (CE, RE) | 'adamw' (TE)
-    schedule: str = 'step'          # 'step': StepLR per epoch | 'warmup_cosine': per optimizer step
-    step_size: int = 20             # StepLR period in epochs
-    gamma: float = 0.1              # StepLR factor
-    warmup_frac: float = 0.1        # fraction of all steps spent in linear warm-up
-    amp: bool = False               # mixed precision + gradient scaling (used on CUDA only)
-    monitor: str = 'val_loss'       # best checkpoint: lowest 'val_loss' or highest 'val_acc'
+    optimizer: str = 'adam'  # 'adam' (CE, RE) | 'adamw' (TE)
+    schedule: str = 'step'  # 'step': StepLR per epoch | 'warmup_cosine': per optimizer step
+    step_size: int = 20  # StepLR period in epochs
+    gamma: float = 0.1  # StepLR factor
+    warmup_frac: float = 0.1  # fraction of all steps spent in linear warm-up
+    amp: bool = False  # mixed precision + gradient scaling (used on CUDA only)
+    monitor: str = 'val_loss'  # best checkpoint: lowest 'val_loss' or highest 'val_acc'
     seed: int = 0
     freeze_batchnorm: bool = False
 
     def __post_init__(self):
-        if self.optimizer not in ('adam', 'adamw'): raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
-        if self.schedule not in ('step', 'warmup_cosine'): raise ValueError(f"schedule must be 'step' or 'warmup_cosine', got {self.schedule!r}")
-        if self.monitor not in ('val_loss', 'val_acc'): raise ValueError(f"monitor must be 'val_loss' or 'val_acc', got {self.monitor!r}")
-        if self.epochs < 1 or self.batch_size < 1: raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
+        if self.optimizer not in ('adam', 'adamw'):
+            raise ValueError(f"optimizer must be 'adam' or 'adamw', got {self.optimizer!r}")
+        if self.schedule not in ('step', 'warmup_cosine'):
+            raise ValueError(f"schedule must be 'step' or 'warmup_cosine', got {self.schedule!r}")
+        if self.monitor not in ('val_loss', 'val_acc'):
+            raise ValueError(f"monitor must be 'val_loss' or 'val_acc', got {self.monitor!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
 
     @classmethod
     def for_preset(cls, preset, arch: str) -> "TrainConfig":
         "The paper's schedule for `arch` on `paper`; the same schedule shapes, shorter, on small presets."
-        if arch not in IEM_CONFIGS: raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
+        if arch not in IEM_CONFIGS:
+            raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
         p = get_preset(preset)
         te = dict(optimizer='adamw', schedule='warmup_cosine', amp=True) if arch == 'te' else {}
-        if p.name == 'paper': return cls(epochs=80, batch_size=256, seed=p.seed, **te)
+        if p.name == 'paper':
+            return cls(epochs=80, batch_size=256, seed=p.seed, **te)
         epochs = {'ce': 24, 're': 24, 'te': 10}[arch]
         return cls(epochs=epochs, batch_size=64, step_size=max(1, round(epochs * 20 / 80)), seed=p.seed, **te)
 
 # %% ../nbs/10_iem_training.ipynb #115d77b7
 class WarmupCosine:
     "LR factor at optimizer step t: linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."
-    def __init__(self, warmup: int, total: int): self.warmup, self.total = max(1, warmup), max(total, warmup + 1)
+
+    def __init__(self, warmup: int, total: int):
+        self.warmup, self.total = max(1, warmup), max(total, warmup + 1)
+
     def __call__(self, t: int) -> float:
-        if t < self.warmup: return (t + 1) / self.warmup
+        if t < self.warmup:
+            return (t + 1) / self.warmup
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (t - self.warmup) / (self.total - self.warmup))))
+
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, steps_per_epoch: int):
     "The optimizer and LR scheduler of `cfg` (scheduler stepped per epoch for 'step', per batch for 'warmup_cosine')."
     opt_cls = torch.optim.Adam if cfg.optimizer == 'adam' else torch.optim.AdamW
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule == 'step': sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.schedule == 'step':
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
     else:
         total = cfg.epochs * steps_per_epoch
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(math.ceil(cfg.warmup_frac * total), total))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, WarmupCosine(math.ceil(cfg.warmup_frac * total), total)
+        )
     return opt, sched
 
 # %% ../nbs/10_iem_training.ipynb #8736fe09
 class IdBatches(Dataset):
     "Batches of (ids (B,m,m) int64, labels (B,)) from one split of a token store, indexed by lists of indices."
-    def __init__(self, store: TokenStore, split: str): self.store, self.split = store, split; store.count(split)
-    def __len__(self): return self.store.count(self.split)
-    def __getitem__(self, index): return self.store.batch(self.split, np.asarray(index, dtype=np.int64))
+
+    def __init__(self, store: TokenStore, split: str):
+        self.store, self.split = store, split
+        store.count(split)
+
+    def __len__(self):
+        return self.store.count(self.split)
+
+    def __getitem__(self, index):
+        return self.store.batch(self.split, np.asarray(index, dtype=np.int64))
+
 
 def _dist_info() -> tuple[int, int]:
     "(rank, world size) of the running process group, (0, 1) without one."
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    return (
+        (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    )
 
-def train_batches(store: TokenStore, split: str, batch_size: int, seed: int = 0) -> tuple[DataLoader, DistributedSampler]:
+
+def train_batches(
+    store: TokenStore, split: str, batch_size: int, seed: int = 0
+) -> tuple[DataLoader, DistributedSampler]:
     "Shuffled per-process batches of a split: global `batch_size` split over the DDP processes, incomplete batches dropped."
     rank, world = _dist_info()
-    if batch_size % world: raise ValueError(f"global batch size {batch_size} must be divisible by the {world} DDP processes")
+    if batch_size % world:
+        raise ValueError(f"global batch size {batch_size} must be divisible by the {world} DDP processes")
     n = store.count(split)
-    if n < batch_size: raise ValueError(f"split {split!r} has {n} grids, fewer than one batch of {batch_size}")
-    sampler = DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    if n < batch_size:
+        raise ValueError(f"split {split!r} has {n} grids, fewer than one batch of {batch_size}")
+    sampler = DistributedSampler(
+        range(n), num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True
+    )
     batches = BatchSampler(sampler, batch_size // world, drop_last=True)
     return DataLoader(IdBatches(store, split), sampler=batches, batch_size=None), sampler
 
-def to_embeddings(ids: torch.Tensor, labels: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def to_embeddings(
+    ids: torch.Tensor, labels: torch.Tensor, codebook: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Move a batch to the codebook's device and look up E = C[ids] (B, d, m, m) there."
     dev = codebook.device
-    return embed_tokens(ids.to(dev, non_blocking=True), codebook, check=False), labels.to(dev, non_blocking=True)
+    return embed_tokens(ids.to(dev, non_blocking=True), codebook, check=False), labels.to(
+        dev, non_blocking=True
+    )
 
 # %% ../nbs/10_iem_training.ipynb #1b26f6db
-def make_random_store(root, n_classes: int = 4, codebook_size: int = 64, embed_dim: int = 8, grid_size: int = 4,
-                      n_per_class: Sequence[int] = (32, 8, 8), seed: int = 0, logit_scale: float = 3.0):
+def make_random_store(
+    root,
+    n_classes: int = 4,
+    codebook_size: int = 64,
+    embed_dim: int = 8,
+    grid_size: int = 4,
+    n_per_class: Sequence[int] = (32, 8, 8),
+    seed: int = 0,
+    logit_scale: float = 3.0,
+):
     "A token store sampled from a `RandomVQGM` (splits train/val/test, `n_per_class` grids each) → (vqgm, store)."
-    vqgm = RandomVQGM(codebook_size, embed_dim, grid_size, image_size=grid_size, conditions=[f'c{i}' for i in range(n_classes)],
-                      seed=seed, logit_scale=logit_scale)
-    prov = {'vqgm': 'RandomVQGM', 'seed': seed, 'logit_scale': logit_scale, 'codebook_fingerprint': codebook_fingerprint(vqgm.codebook)}
+    vqgm = RandomVQGM(
+        codebook_size,
+        embed_dim,
+        grid_size,
+        image_size=grid_size,
+        conditions=[f'c{i}' for i in range(n_classes)],
+        seed=seed,
+        logit_scale=logit_scale,
+    )
+    prov = {
+        'vqgm': 'RandomVQGM',
+        'seed': seed,
+        'logit_scale': logit_scale,
+        'codebook_fingerprint': codebook_fingerprint(vqgm.codebook),
+    }
     with TokenStoreWriter(root, codebook_size, grid_size, vqgm.conditions, prov) as w:
         for i, (split, n) in enumerate(zip(('train', 'val', 'test'), n_per_class)):
             ids = vqgm.sample(vqgm.conditions, n, seed=seed * 1000 + i)
@@ -123,90 +190,154 @@ def data_info(store: TokenStore, codebook: torch.Tensor) -> dict:
     "What an IEM trained on `store` with `codebook` must be applied to: d, m, concepts, codebook identity."
     K, d = check_codebook(codebook)
     check_codebook_for_store(codebook, store)
-    return dict(embed_dim=d, grid_size=store.grid_size, n_classes=len(store.conditions), conditions=list(store.conditions),
-                codebook_size=K, codebook_fingerprint=codebook_fingerprint(codebook),
-                store_provenance_hash=store.manifest.get('provenance_hash'), store_content_hash=store.content_hash)
+    return dict(
+        embed_dim=d,
+        grid_size=store.grid_size,
+        n_classes=len(store.conditions),
+        conditions=list(store.conditions),
+        codebook_size=K,
+        codebook_fingerprint=codebook_fingerprint(codebook),
+        store_provenance_hash=store.manifest.get('provenance_hash'),
+        store_content_hash=store.content_hash,
+    )
 
-def save_iem(model: nn.Module, folder, train_config: TrainConfig | None = None, data: dict | None = None, **extra) -> Path:
+
+def save_iem(
+    model: nn.Module, folder, train_config: TrainConfig | None = None, data: dict | None = None, **extra
+) -> Path:
     "Write `model`'s weights (safetensors) and its configs (config.json) into `folder`, atomically."
     from safetensors.torch import save_file
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     model = getattr(model, 'module', model)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(folder/'model.safetensors') as tmp: save_file(tensors, str(tmp), metadata={'arch': model.config.arch})
-    write_json(folder/'config.json', {'iem': dataclasses.asdict(model.config),
-                                      'train': dataclasses.asdict(train_config) if train_config else None, 'data': data, **extra})
+    with atomic_path(folder / 'model.safetensors') as tmp:
+        save_file(tensors, str(tmp), metadata={'arch': model.config.arch})
+    write_json(
+        folder / 'config.json',
+        {
+            'iem': dataclasses.asdict(model.config),
+            'train': dataclasses.asdict(train_config) if train_config else None,
+            'data': data,
+            **extra,
+        },
+    )
     return folder
 
 # %% ../nbs/10_iem_training.ipynb #fd0a5940
-def _unwrap(model: nn.Module) -> nn.Module: return getattr(model, 'module', model)
+def _unwrap(model: nn.Module) -> nn.Module:
+    return getattr(model, 'module', model)
+
 
 def _set_train(model: nn.Module, freeze_batchnorm: bool):
     model.train()
     if freeze_batchnorm:
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
 
 def _all_sum(values: Sequence[float], device) -> list[float]:
     "Sum numbers over the DDP processes (identity without a process group)."
     t = torch.tensor(list(values), dtype=torch.float64, device=device)
-    if _dist_info()[1] > 1: dist.all_reduce(t)
+    if _dist_info()[1] > 1:
+        dist.all_reduce(t)
     return t.tolist()
 
+
 @torch.no_grad()
-def _validate(model: nn.Module, store: TokenStore, split: str, codebook: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def _validate(
+    model: nn.Module, store: TokenStore, split: str, codebook: torch.Tensor, batch_size: int
+) -> tuple[float, float]:
     "(mean loss, top-1 accuracy) over the whole split, each process taking every world-th grid."
     rank, world = _dist_info()
-    model.eval(); codebook = codebook.to(model_device(model))
+    model.eval()
+    codebook = codebook.to(model_device(model))
     idx = np.arange(rank, store.count(split), world)
     tot = [0.0, 0.0, 0.0]
     for s in range(0, len(idx), batch_size):
-        E, y = to_embeddings(*store.batch(split, idx[s:s + batch_size]), codebook)
+        E, y = to_embeddings(*store.batch(split, idx[s : s + batch_size]), codebook)
         logits = model(E).float()
-        tot[0] += F.cross_entropy(logits, y, reduction='sum').item(); tot[1] += (logits.argmax(1) == y).sum().item(); tot[2] += len(y)
+        tot[0] += F.cross_entropy(logits, y, reduction='sum').item()
+        tot[1] += (logits.argmax(1) == y).sum().item()
+        tot[2] += len(y)
     loss, correct, n = _all_sum(tot, codebook.device)
     return loss / n, correct / n
 
 # %% ../nbs/10_iem_training.ipynb #4ffa926a
-def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: TrainConfig, folder,
-              train_split: str = 'train', val_split: str = 'val', device=None, progress: bool = True,
-              on_epoch_end: Callable[[int, dict], None] | None = None) -> list[dict]:
+def train_iem(
+    model: nn.Module,
+    store: TokenStore,
+    codebook: torch.Tensor,
+    cfg: TrainConfig,
+    folder,
+    train_split: str = 'train',
+    val_split: str = 'val',
+    device=None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> list[dict]:
     "Train `model` on the store's ids looked up in `codebook`; checkpoint to `folder` each epoch (resumable); return the history."
-    folder = Path(folder); rank, world = _dist_info()
-    if world > 1 and dist.get_backend() == 'nccl': device = device or torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
-    elif world > 1: device = device or torch.device('cpu')   # a gloo group trains on CPUs, GPU or not
+    folder = Path(folder)
+    rank, world = _dist_info()
+    if world > 1 and dist.get_backend() == 'nccl':
+        device = device or torch.device('cuda', int(os.environ.get('LOCAL_RANK', 0)))
+    elif world > 1:
+        device = device or torch.device('cpu')  # a gloo group trains on CPUs, GPU or not
     device = get_device(device)
     info = data_info(store, codebook)
     c = _unwrap(model).config
     if (c.in_channels, c.grid_size, c.n_classes) != (info['embed_dim'], info['grid_size'], info['n_classes']):
-        raise ValueError(f"IEM expects d={c.in_channels}, m={c.grid_size}, n={c.n_classes} but the data has "
-                         f"d={info['embed_dim']}, m={info['grid_size']}, n={info['n_classes']}")
+        raise ValueError(
+            f"IEM expects d={c.in_channels}, m={c.grid_size}, n={c.n_classes} but the data has "
+            f"d={info['embed_dim']}, m={info['grid_size']}, n={info['n_classes']}"
+        )
     codebook = codebook.detach().to(device, torch.float32)
     model = model.to(device)
     loader, sampler = train_batches(store, train_split, cfg.batch_size, cfg.seed)
     opt, sched = make_optimizer(model, cfg, len(loader))
     use_amp = cfg.amp and device.type == 'cuda'
     scaler = torch.amp.GradScaler('cuda', enabled=use_amp)
-    state_path, history, best, start = folder/'state.pt', [], None, 0
-    if state_path.exists():                                     # resume
-        try: st = torch.load(state_path, map_location='cpu', weights_only=True)
-        except Exception as e: raise ValueError(f"training state {state_path} is corrupt ({e}); delete it to restart") from None
+    state_path, history, best, start = folder / 'state.pt', [], None, 0
+    if state_path.exists():  # resume
+        try:
+            st = torch.load(state_path, map_location='cpu', weights_only=True)
+        except Exception as e:
+            raise ValueError(f"training state {state_path} is corrupt ({e}); delete it to restart") from None
         saved = {'train': st.get('train_config'), 'iem': st.get('iem_config')}
         if saved != {'train': dataclasses.asdict(cfg), 'iem': dataclasses.asdict(c)}:
-            raise ValueError(f"training state {state_path} belongs to another run (configs {saved}); "
-                             f"use another folder or delete it to restart")
-        model.load_state_dict(st['model']); opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
-        scaler.load_state_dict(st['scaler']); history, best, start = st['history'], st['best'], st['epoch'] + 1
+            raise ValueError(
+                f"training state {state_path} belongs to another run (configs {saved}); "
+                f"use another folder or delete it to restart"
+            )
+        model.load_state_dict(st['model'])
+        opt.load_state_dict(st['optimizer'])
+        sched.load_state_dict(st['scheduler'])
+        scaler.load_state_dict(st['scaler'])
+        history, best, start = st['history'], st['best'], st['epoch'] + 1
     net = model
     if world > 1:
-        if device.type == 'cuda': net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == 'cuda' else None)
-    bar = tqdm(total=cfg.epochs * len(loader), initial=start * len(loader), disable=not progress or rank != 0,
-               desc=f"{c.arch} train", leave=False)
+        if device.type == 'cuda':
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == 'cuda' else None
+        )
+    bar = tqdm(
+        total=cfg.epochs * len(loader),
+        initial=start * len(loader),
+        disable=not progress or rank != 0,
+        desc=f"{c.arch} train",
+        leave=False,
+    )
     t0, c0 = time.time(), time.process_time()
-    prev = history[-1] if history else {'seconds': 0.0, 'cpu_seconds': 0.0}   # times accumulate over resumed runs
+    prev = (
+        history[-1] if history else {'seconds': 0.0, 'cpu_seconds': 0.0}
+    )  # times accumulate over resumed runs
     for epoch in range(start, cfg.epochs):
-        torch.manual_seed(cfg.seed * 100_003 + epoch * 1009 + rank)   # dropout depends on (seed, epoch, rank) only
+        torch.manual_seed(
+            cfg.seed * 100_003 + epoch * 1009 + rank
+        )  # dropout depends on (seed, epoch, rank) only
         sampler.set_epoch(epoch)
         _set_train(net, cfg.freeze_batchnorm)
         tot = [0.0, 0.0, 0.0]
@@ -215,116 +346,229 @@ def train_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, cfg: 
             with torch.autocast('cuda', dtype=torch.float16, enabled=use_amp):
                 logits = net(E)
                 loss = F.cross_entropy(logits.float(), y)
-            if not torch.isfinite(loss): raise FloatingPointError(f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}")
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss {loss.item()} at epoch {epoch}, step {step}"
+                )
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
-            if cfg.schedule == 'warmup_cosine': sched.step()
-            tot[0] += loss.item() * len(y); tot[1] += (logits.argmax(1) == y).sum().item(); tot[2] += len(y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            if cfg.schedule == 'warmup_cosine':
+                sched.step()
+            tot[0] += loss.item() * len(y)
+            tot[1] += (logits.argmax(1) == y).sum().item()
+            tot[2] += len(y)
             # refresh=False: shown at tqdm's own pace, not redrawn every step (a widget message per step in a notebook)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{tot[0] / tot[2]:.3f}", acc=f"{tot[1] / tot[2]:.3f}", refresh=False); bar.update(1)
-        if cfg.schedule == 'step': sched.step()
+            bar.set_postfix(
+                epoch=epoch + 1, loss=f"{tot[0] / tot[2]:.3f}", acc=f"{tot[1] / tot[2]:.3f}", refresh=False
+            )
+            bar.update(1)
+        if cfg.schedule == 'step':
+            sched.step()
         loss_sum, correct, n = _all_sum(tot, device)
         val_loss, val_acc = _validate(_unwrap(net), store, val_split, codebook, cfg.batch_size)
-        rec = dict(epoch=epoch, train_loss=loss_sum / n, train_acc=correct / n, val_loss=val_loss, val_acc=val_acc,
-                   lr=opt.param_groups[0]['lr'], seconds=prev['seconds'] + time.time() - t0,
-                   cpu_seconds=prev['cpu_seconds'] + time.process_time() - c0)
+        rec = dict(
+            epoch=epoch,
+            train_loss=loss_sum / n,
+            train_acc=correct / n,
+            val_loss=val_loss,
+            val_acc=val_acc,
+            lr=opt.param_groups[0]['lr'],
+            seconds=prev['seconds'] + time.time() - t0,
+            cpu_seconds=prev['cpu_seconds'] + time.process_time() - c0,
+        )
         history.append(rec)
         score = -val_loss if cfg.monitor == 'val_loss' else val_acc
         if best is None or score > best['score']:
             best = dict(epoch=epoch, score=score, val_loss=val_loss, val_acc=val_acc)
-            if rank == 0: save_iem(model, folder, cfg, info, best=best)
+            if rank == 0:
+                save_iem(model, folder, cfg, info, best=best)
         if rank == 0:
             with atomic_path(state_path) as tmp:
-                torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                                scaler=scaler.state_dict(), epoch=epoch, history=history, best=best,
-                                train_config=dataclasses.asdict(cfg), iem_config=dataclasses.asdict(c)), tmp)
-            write_json(folder/'history.json', history)
-        if world > 1: dist.barrier()
+                torch.save(
+                    dict(
+                        model=model.state_dict(),
+                        optimizer=opt.state_dict(),
+                        scheduler=sched.state_dict(),
+                        scaler=scaler.state_dict(),
+                        epoch=epoch,
+                        history=history,
+                        best=best,
+                        train_config=dataclasses.asdict(cfg),
+                        iem_config=dataclasses.asdict(c),
+                    ),
+                    tmp,
+                )
+            write_json(folder / 'history.json', history)
+        if world > 1:
+            dist.barrier()
         bar.set_postfix(epoch=epoch + 1, loss=f"{rec['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
-        if on_epoch_end is not None: on_epoch_end(epoch, rec)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, rec)
     bar.close()
     return history
 
 # %% ../nbs/10_iem_training.ipynb #ade4cfa1
 def _read_config(folder: Path) -> dict:
-    path = folder/'config.json'
-    if not folder.is_dir(): raise FileNotFoundError(f"no IEM checkpoint folder at {folder}")
-    if not path.exists(): raise FileNotFoundError(f"IEM checkpoint {folder} has no config file {path}")
-    try: cfg = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"IEM config file {path} is corrupt (not valid JSON: {e})") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get('iem'), dict): raise ValueError(f"IEM config file {path} has no 'iem' architecture config")
+    path = folder / 'config.json'
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no IEM checkpoint folder at {folder}")
+    if not path.exists():
+        raise FileNotFoundError(f"IEM checkpoint {folder} has no config file {path}")
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"IEM config file {path} is corrupt (not valid JSON: {e})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('iem'), dict):
+        raise ValueError(f"IEM config file {path} has no 'iem' architecture config")
     return cfg
 
-def load_iem(folder, codebook=None, grid_size: int | None = None, n_classes: int | None = None, device=None) -> nn.Module:
+
+def load_iem(
+    folder, codebook=None, grid_size: int | None = None, n_classes: int | None = None, device=None
+) -> nn.Module:
     "The IEM saved in `folder` (eval mode), refusing one whose d, grid or concept count differs from those given."
     from safetensors.torch import load_file
     from safetensors import SafetensorError
-    folder = Path(folder); cfg = _read_config(folder)
-    if codebook is not None and not isinstance(codebook, torch.Tensor):   # a VQGM: take its codebook (and grid)
+
+    folder = Path(folder)
+    cfg = _read_config(folder)
+    if codebook is not None and not isinstance(
+        codebook, torch.Tensor
+    ):  # a VQGM: take its codebook (and grid)
         grid_size = grid_size if grid_size is not None else getattr(codebook, 'grid_size', None)
         codebook = codebook.codebook
     ic, data = cfg['iem'], cfg.get('data') or {}
     checks = []
-    if codebook is not None: checks.append(('embedding width d', ic['in_channels'], check_codebook(codebook)[1]))
-    if grid_size is not None: checks.append(('grid size m', ic['grid_size'], int(grid_size)))
-    if n_classes is not None: checks.append(('number of concepts n', ic['n_classes'], int(n_classes)))
+    if codebook is not None:
+        checks.append(('embedding width d', ic['in_channels'], check_codebook(codebook)[1]))
+    if grid_size is not None:
+        checks.append(('grid size m', ic['grid_size'], int(grid_size)))
+    if n_classes is not None:
+        checks.append(('number of concepts n', ic['n_classes'], int(n_classes)))
     for what, have, want in checks:
-        if have != want: raise ValueError(f"IEM at {folder} was trained for {what} = {have}, but it is applied to {what} = {want}")
-    if codebook is not None and data.get('codebook_size') is not None and codebook.shape[0] != data['codebook_size']:
-        raise ValueError(f"IEM at {folder} was trained on a codebook of K = {data['codebook_size']} tokens, but it is applied to one of K = {codebook.shape[0]}")
-    if codebook is not None and data.get('codebook_fingerprint') and codebook_fingerprint(codebook) != data['codebook_fingerprint']:
-        raise ValueError(f"IEM at {folder} was trained on codebook {data['codebook_fingerprint']}, "
-                         f"but it is applied to codebook {codebook_fingerprint(codebook)}")
+        if have != want:
+            raise ValueError(
+                f"IEM at {folder} was trained for {what} = {have}, but it is applied to {what} = {want}"
+            )
+    if (
+        codebook is not None
+        and data.get('codebook_size') is not None
+        and codebook.shape[0] != data['codebook_size']
+    ):
+        raise ValueError(
+            f"IEM at {folder} was trained on a codebook of K = {data['codebook_size']} tokens, but it is applied to one of K = {codebook.shape[0]}"
+        )
+    if (
+        codebook is not None
+        and data.get('codebook_fingerprint')
+        and codebook_fingerprint(codebook) != data['codebook_fingerprint']
+    ):
+        raise ValueError(
+            f"IEM at {folder} was trained on codebook {data['codebook_fingerprint']}, "
+            f"but it is applied to codebook {codebook_fingerprint(codebook)}"
+        )
     model = iem_from_config(ic)
-    path = folder/'model.safetensors'
-    if not path.exists(): raise FileNotFoundError(f"IEM checkpoint {folder} has no weights file {path}")
-    try: sd = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e: raise ValueError(f"IEM weights file {path} is corrupt ({e})") from None
-    try: model.load_state_dict(sd)
-    except RuntimeError as e: raise ValueError(f"IEM weights file {path} does not match its config {folder/'config.json'}: {e}") from None
+    path = folder / 'model.safetensors'
+    if not path.exists():
+        raise FileNotFoundError(f"IEM checkpoint {folder} has no weights file {path}")
+    try:
+        sd = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"IEM weights file {path} is corrupt ({e})") from None
+    try:
+        model.load_state_dict(sd)
+    except RuntimeError as e:
+        raise ValueError(
+            f"IEM weights file {path} does not match its config {folder / 'config.json'}: {e}"
+        ) from None
     return model.to(get_device(device)).eval()
 
 # %% ../nbs/10_iem_training.ipynb #b55186cc
 @torch.no_grad()
-def predict_logits(model: nn.Module, store: TokenStore, codebook: torch.Tensor, split: str = 'test',
-                   batch_size: int = 256, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict_logits(
+    model: nn.Module,
+    store: TokenStore,
+    codebook: torch.Tensor,
+    split: str = 'test',
+    batch_size: int = 256,
+    device=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Logits (N, n) and labels (N,) of `model` (eval mode) on a whole split, on the CPU."
     dev = get_device(device) if device is not None else model_device(model)
-    model = model.to(dev).eval(); cb = codebook.detach().to(dev, torch.float32)
+    model = model.to(dev).eval()
+    cb = codebook.detach().to(dev, torch.float32)
     out, labs = [], []
     for s in range(0, store.count(split), batch_size):
         E, y = to_embeddings(*store.batch(split, slice(s, s + batch_size)), cb)
-        out.append(model(E).float().cpu()); labs.append(y.cpu())
+        out.append(model(E).float().cpu())
+        labs.append(y.cpu())
     return torch.cat(out), torch.cat(labs)
+
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 3, 5, 10)) -> dict:
     "{'top{k}': fraction of rows whose label is among the k largest logits} (1.0 when k ≥ n classes), plus 'trivial_k'."
     from torchmetrics.classification import MulticlassAccuracy
-    if logits.ndim != 2 or labels.shape != (logits.shape[0],): raise ValueError(f"need logits (N, n) and labels (N,), got {tuple(logits.shape)}, {tuple(labels.shape)}")
+
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"need logits (N, n) and labels (N,), got {tuple(logits.shape)}, {tuple(labels.shape)}"
+        )
     n, out = logits.shape[1], {}
     for k in ks:
-        if k < 1: raise ValueError(f"top-k needs k ≥ 1, got {k}")
-        out[f'top{k}'] = 1.0 if k >= n else MulticlassAccuracy(num_classes=n, top_k=k, average='micro')(logits, labels).item()
+        if k < 1:
+            raise ValueError(f"top-k needs k ≥ 1, got {k}")
+        out[f'top{k}'] = (
+            1.0
+            if k >= n
+            else MulticlassAccuracy(num_classes=n, top_k=k, average='micro')(logits, labels).item()
+        )
     out['trivial_k'] = [k for k in ks if k >= n]
     return out
 
-def evaluate_iem(model: nn.Module, store: TokenStore, codebook: torch.Tensor, split: str = 'test',
-                 ks: Sequence[int] = (1, 3, 5, 10), batch_size: int = 256) -> dict:
+
+def evaluate_iem(
+    model: nn.Module,
+    store: TokenStore,
+    codebook: torch.Tensor,
+    split: str = 'test',
+    ks: Sequence[int] = (1, 3, 5, 10),
+    batch_size: int = 256,
+) -> dict:
     "Top-k accuracies of `model` on `split` (Table 1), with the number of grids `n`."
     logits, labels = predict_logits(model, store, codebook, split, batch_size)
     return {**topk_accuracy(logits, labels, ks), 'n': len(labels)}
 
 # %% ../nbs/10_iem_training.ipynb #af396821
-def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, preset, cache=None, progress: bool = True,
-                       train_config: TrainConfig | None = None, **iem_changes) -> tuple[nn.Module, dict]:
+def get_iem_from_store(
+    arch: str,
+    store: TokenStore,
+    codebook: torch.Tensor,
+    preset,
+    cache=None,
+    progress: bool = True,
+    train_config: TrainConfig | None = None,
+    **iem_changes,
+) -> tuple[nn.Module, dict]:
     "Train (or load from `cache`) IEM `arch` on `store` with `codebook` → (model in eval mode, metadata)."
     preset = get_preset(preset)
     info = data_info(store, codebook)
-    icfg = iem_config(arch, preset, info['n_classes'], **{'in_channels': info['embed_dim'], 'grid_size': info['grid_size'], **iem_changes})
+    icfg = iem_config(
+        arch,
+        preset,
+        info['n_classes'],
+        **{'in_channels': info['embed_dim'], 'grid_size': info['grid_size'], **iem_changes},
+    )
     tcfg = train_config or TrainConfig.for_preset(preset, arch)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    key = {'iem': icfg, 'train': tcfg, 'store_content_hash': info['store_content_hash'],
-           'codebook_fingerprint': info['codebook_fingerprint'], 'grid_size': info['grid_size']}
+    key = {
+        'iem': icfg,
+        'train': tcfg,
+        'store_content_hash': info['store_content_hash'],
+        'codebook_fingerprint': info['codebook_fingerprint'],
+        'grid_size': info['grid_size'],
+    }
 
     def build(folder: Path):
         seed_everything(tcfg.seed)
@@ -332,20 +576,35 @@ def get_iem_from_store(arch: str, store: TokenStore, codebook: torch.Tensor, pre
         history = train_iem(model, store, codebook, tcfg, folder, progress=progress)
         best = load_iem(folder, codebook, info['grid_size'], info['n_classes'])
         metrics = evaluate_iem(best, store, codebook, 'test')
-        write_json(folder/'metrics.json', {**metrics, 'arch': arch, 'train_seconds': history[-1]['seconds'],
-                                           'train_cpu_seconds': history[-1]['cpu_seconds'], 'epochs': len(history),
-                                           'torch_threads': torch.get_num_threads()})
+        write_json(
+            folder / 'metrics.json',
+            {
+                **metrics,
+                'arch': arch,
+                'train_seconds': history[-1]['seconds'],
+                'train_cpu_seconds': history[-1]['cpu_seconds'],
+                'epochs': len(history),
+                'torch_threads': torch.get_num_threads(),
+            },
+        )
 
     folder = cache.get_or_build('iem', key, build, verbose=progress)
     model = load_iem(folder, codebook, info['grid_size'], info['n_classes'])
-    meta = {'folder': str(folder), **json.loads((folder/'config.json').read_text()),
-            'metrics': json.loads((folder/'metrics.json').read_text()),
-            'history': json.loads((folder/'history.json').read_text())}
+    meta = {
+        'folder': str(folder),
+        **json.loads((folder / 'config.json').read_text()),
+        'metrics': json.loads((folder / 'metrics.json').read_text()),
+        'history': json.loads((folder / 'history.json').read_text()),
+    }
     return model, meta
 
-def get_iem(arch: str, preset='tiny', cache=None, progress: bool = True, vqgm=None, vqgm_key: str | None = None) -> tuple[nn.Module, dict]:
+
+def get_iem(
+    arch: str, preset='tiny', cache=None, progress: bool = True, vqgm=None, vqgm_key: str | None = None
+) -> tuple[nn.Module, dict]:
     "IEM `arch` ('ce', 're', 'te') trained on the synthetic store of `preset` (cached; of `vqgm` if given, see `get_synthetic_store`) → (model, metadata)."
     from cortex_nb.synthetic import get_synthetic_store
+
     vqgm, store = get_synthetic_store(preset, cache=cache, vqgm=vqgm, vqgm_key=vqgm_key)
     return get_iem_from_store(arch, store, vqgm.codebook, preset, cache=cache, progress=progress)
 
@@ -354,6 +613,7 @@ def distributed_backend(n_local: int, n_gpus: int) -> str:
     "NCCL when each of this node's `n_local` processes has a GPU of its own, else gloo (which trains on CPUs)."
     return 'nccl' if 0 < n_local <= n_gpus else 'gloo'
 
+
 def init_distributed() -> tuple[int, int]:
     "Join the process group torchrun describes in the environment (NCCL with a GPU per process, else gloo on CPUs) → (rank, world)."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -361,36 +621,54 @@ def init_distributed() -> tuple[int, int]:
         n_local, n_gpus = int(os.environ.get('LOCAL_WORLD_SIZE', world)), torch.cuda.device_count()
         backend = distributed_backend(n_local, n_gpus)
         if backend == 'gloo' and n_gpus:
-            warnings.warn(f"{n_local} processes on this node but {n_gpus} GPU(s): training on CPUs with gloo "
-                          f"(start at most {n_gpus} per node, --nproc_per_node={n_gpus}, to train on the GPUs with NCCL)")
-        if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
+            warnings.warn(
+                f"{n_local} processes on this node but {n_gpus} GPU(s): training on CPUs with gloo "
+                f"(start at most {n_gpus} per node, --nproc_per_node={n_gpus}, to train on the GPUs with NCCL)"
+            )
+        if backend == 'nccl':
+            torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group(backend)
     return _dist_info()
+
 
 def load_codebook(path) -> torch.Tensor:
     "A codebook (K, d) from a safetensors file (key 'codebook'), a .pt tensor or a .npy array."
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"codebook file {path} does not exist")
+    if not path.exists():
+        raise FileNotFoundError(f"codebook file {path} does not exist")
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
+
         t = load_file(str(path))
-        if 'codebook' not in t: raise KeyError(f"codebook file {path} has no 'codebook' tensor; it has {sorted(t)}")
+        if 'codebook' not in t:
+            raise KeyError(f"codebook file {path} has no 'codebook' tensor; it has {sorted(t)}")
         cb = t['codebook']
-    elif path.suffix == '.npy': cb = torch.from_numpy(np.load(path))
-    else: cb = torch.load(path, map_location='cpu', weights_only=True)
+    elif path.suffix == '.npy':
+        cb = torch.from_numpy(np.load(path))
+    else:
+        cb = torch.load(path, map_location='cpu', weights_only=True)
     check_codebook(cb)
     return cb.float()
+
 
 def main(argv: Sequence[str] | None = None) -> dict | None:
     "Command line: train (and test) one IEM on a token store, single process or under torchrun."
     ap = argparse.ArgumentParser(prog='python -m cortex_nb.iem_training', description=main.__doc__)
-    ap.add_argument('--store', required=True, help='token store folder'); ap.add_argument('--codebook', required=True, help='codebook file')
-    ap.add_argument('--arch', required=True, choices=sorted(IEM_CONFIGS)); ap.add_argument('--preset', default='tiny')
+    ap.add_argument('--store', required=True, help='token store folder')
+    ap.add_argument('--codebook', required=True, help='codebook file')
+    ap.add_argument('--arch', required=True, choices=sorted(IEM_CONFIGS))
+    ap.add_argument('--preset', default='tiny')
     ap.add_argument('--out', required=True, help='output folder (resumes if it holds a run)')
-    ap.add_argument('--epochs', type=int); ap.add_argument('--batch-size', type=int); ap.add_argument('--lr', type=float)
-    ap.add_argument('--seed', type=int); ap.add_argument('--freeze-batchnorm', action='store_true')
+    ap.add_argument('--epochs', type=int)
+    ap.add_argument('--batch-size', type=int)
+    ap.add_argument('--lr', type=float)
+    ap.add_argument('--seed', type=int)
+    ap.add_argument('--freeze-batchnorm', action='store_true')
     ap.add_argument('--iem', default='{}', help='JSON of architecture config changes, e.g. \'{"width": 64}\'')
-    ap.add_argument('--device', help='cpu, cuda or cuda:i (default: CUDA when present; under torchrun, the gloo backend trains on CPUs)')
+    ap.add_argument(
+        '--device',
+        help='cpu, cuda or cuda:i (default: CUDA when present; under torchrun, the gloo backend trains on CPUs)',
+    )
     ap.add_argument('--no-progress', action='store_true')
     a = ap.parse_args(argv)
     owns_group = not (dist.is_available() and dist.is_initialized())
@@ -398,22 +676,41 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     try:
         store, codebook = TokenStore(a.store), load_codebook(a.codebook)
         tcfg = TrainConfig.for_preset(a.preset, a.arch)
-        changes = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed).items() if v is not None}
-        if a.freeze_batchnorm: changes['freeze_batchnorm'] = True
+        changes = {
+            k: v
+            for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed).items()
+            if v is not None
+        }
+        if a.freeze_batchnorm:
+            changes['freeze_batchnorm'] = True
         tcfg = dataclasses.replace(tcfg, **changes)
         seed_everything(tcfg.seed)
-        changes = {'in_channels': codebook.shape[1], 'grid_size': store.grid_size, **json.loads(a.iem)}   # d, m from the data
+        changes = {
+            'in_channels': codebook.shape[1],
+            'grid_size': store.grid_size,
+            **json.loads(a.iem),
+        }  # d, m from the data
         model = build_iem(a.arch, a.preset, len(store.conditions), **changes)
         history = train_iem(model, store, codebook, tcfg, a.out, device=a.device, progress=not a.no_progress)
         metrics = None
         if rank == 0:
-            metrics = {**evaluate_iem(load_iem(a.out, codebook, store.grid_size, len(store.conditions)), store, codebook, 'test'),
-                       'arch': a.arch, 'world_size': world, 'history': history}
-            write_json(Path(a.out)/'metrics.json', metrics)
+            metrics = {
+                **evaluate_iem(
+                    load_iem(a.out, codebook, store.grid_size, len(store.conditions)), store, codebook, 'test'
+                ),
+                'arch': a.arch,
+                'world_size': world,
+                'history': history,
+            }
+            write_json(Path(a.out) / 'metrics.json', metrics)
             print(json.dumps({k: v for k, v in metrics.items() if k != 'history'}))
-        if world > 1: dist.barrier()   # every process returns once the metrics exist
+        if world > 1:
+            dist.barrier()  # every process returns once the metrics exist
         return metrics
     finally:
-        if owns_group and dist.is_initialized(): dist.destroy_process_group()
+        if owns_group and dist.is_initialized():
+            dist.destroy_process_group()
 
-if __name__ == '__main__' and '__file__' in globals(): main()   # run as a module, not when the notebook executes
+
+if __name__ == '__main__' and '__file__' in globals():
+    main()  # run as a module, not when the notebook executes

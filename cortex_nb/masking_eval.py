@@ -13,7 +13,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 
 from .core import *
-from .evaluators import check_images   # the evaluators' check: what they will be shown (8-bit too)
+from .evaluators import check_images  # the evaluators' check: what they will be shown (8-bit too)
 from .token_sets import top_positions, positions_mask, token_set_mask, check_top_n
 
 # %% auto #0
@@ -22,21 +22,29 @@ __all__ = ['PAPER_MASK_COUNTS', 'PAPER_TOP_N', 'PAPER_MASKED_FRACTION', 'mask_co
            'truncate_sets', 'k_sweep', 'choose_k', 'plot_image_level']
 
 # %% ../nbs/13_masking_eval.ipynb #275bbf3b
-PAPER_MASK_COUNTS = tuple(range(5, 55, 5))   # n of Fig. 4 on the paper's 16×16 grid
-PAPER_TOP_N = 20                             # n of T*_image in the concept-level test
-PAPER_MASKED_FRACTION = 42.176 / 256         # CE's masked positions per image in Table 2 (ResNet50 row)
+PAPER_MASK_COUNTS = tuple(range(5, 55, 5))  # n of Fig. 4 on the paper's 16×16 grid
+PAPER_TOP_N = 20  # n of T*_image in the concept-level test
+PAPER_MASKED_FRACTION = 42.176 / 256  # CE's masked positions per image in Table 2 (ResNet50 row)
+
 
 def mask_counts(grid_size: int, paper_counts: Sequence[int] = PAPER_MASK_COUNTS) -> list[int]:
     "The paper's numbers of masked positions scaled to an m×m grid (same fractions of m²)."
     return [scale_positions(n, grid_size) for n in paper_counts]
 
+
 def black_out(images: torch.Tensor, pos_mask: torch.Tensor) -> torch.Tensor:
     "Images (B, 3, S, S), float or 8-bit, with the pixel patches of the True token positions (B, m, m) set to black (same dtype)."
-    images = check_images(images, values=False)   # values are checked where the images are scored (predict_proba), a batch at a time
-    if len(pos_mask) != len(images): raise ValueError(f"{len(pos_mask)} masks for {len(images)} images")
+    images = check_images(
+        images, values=False
+    )  # values are checked where the images are scored (predict_proba), a batch at a time
+    if len(pos_mask) != len(images):
+        raise ValueError(f"{len(pos_mask)} masks for {len(images)} images")
     (B, C, S, _), m = images.shape, pos_mask.shape[-1]
-    if S % m: raise ValueError(f"image size {S} is not a multiple of the grid size {m}")
-    cells = pos_mask.to(images.device).reshape(B, 1, m, 1, m, 1)   # broadcast over channels and each cell's pixels: no full-size mask
+    if S % m:
+        raise ValueError(f"image size {S} is not a multiple of the grid size {m}")
+    cells = pos_mask.to(images.device).reshape(
+        B, 1, m, 1, m, 1
+    )  # broadcast over channels and each cell's pixels: no full-size mask
     return images.reshape(B, C, m, S // m, m, S // m).masked_fill(cells, 0).reshape(B, C, S, S)
 
 # %% ../nbs/13_masking_eval.ipynb #ad94c710
@@ -45,43 +53,77 @@ def random_positions(batch: int, n: int, n_positions: int, generator: torch.Gene
     n = check_top_n(n, n_positions)
     return torch.rand(batch, n_positions, generator=generator).argsort(1)[:, :n]
 
+
 def true_class_prob(evaluator, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     "The evaluator's softmax probability of each image's true concept (B,)."
-    p = evaluator.predict_proba(images)   # the evaluator protocol: predict_proba(images) → (B, n_classes)
+    p = evaluator.predict_proba(images)  # the evaluator protocol: predict_proba(images) → (B, n_classes)
     labels = torch.as_tensor(labels).long()
     if len(labels) and (labels.min() < 0 or labels.max() >= p.shape[1]):
         bad = labels[(labels < 0) | (labels >= p.shape[1])][0].item()
         raise ValueError(f"label {bad} is not a class of the evaluator, which scores {p.shape[1]} classes")
     return p.gather(1, labels.view(-1, 1).to(p.device))[:, 0].cpu()
 
-def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluators: Mapping[str, object],
-                        counts: Sequence[int] | None = None, random_seeds: Sequence[int] = (0, 1, 2),
-                        random_cache: dict | None = None, per_image: bool = False) -> pd.DataFrame:
+
+def image_level_masking(
+    tis: torch.Tensor,
+    images: torch.Tensor,
+    labels,
+    evaluators: Mapping[str, object],
+    counts: Sequence[int] | None = None,
+    random_seeds: Sequence[int] = (0, 1, 2),
+    random_cache: dict | None = None,
+    per_image: bool = False,
+) -> pd.DataFrame:
     "Mean true-concept probability after blacking out the top-n TIS vs n random positions → DataFrame (Fig. 4); `per_image`: a row per image."
     labels = torch.as_tensor(labels).long()
-    if not (len(tis) == len(images) == len(labels)): raise ValueError(f"{len(tis)} TIS maps, {len(images)} images, {len(labels)} labels")
+    if not (len(tis) == len(images) == len(labels)):
+        raise ValueError(f"{len(tis)} TIS maps, {len(images)} images, {len(labels)} labels")
     m = tis.shape[-1]
     counts = list(counts) if counts is not None else mask_counts(m)
-    order = top_positions(tis, m * m)                    # full ranking once
-    data_key = config_hash(images, labels) if random_cache is not None else None   # a shared cache must not hand one subset's draws to another
+    order = top_positions(tis, m * m)  # full ranking once
+    data_key = (
+        config_hash(images, labels) if random_cache is not None else None
+    )  # a shared cache must not hand one subset's draws to another
     rows = []
     for ename, ev in evaluators.items():
         p0 = true_class_prob(ev, images, labels)
         for n in counts:
-            p = true_class_prob(ev, black_out(images, positions_mask(order[:, :check_top_n(n, m * m)], m)), labels)
-            row = dict(evaluator=ename, n_masked=n, image=np.arange(len(p)), label=labels.cpu().numpy(),
-                       prob_tis=p.double().numpy(), prob_unmasked=p0.double().numpy())
-            if random_seeds:                             # else no random curve: the caller has one
+            p = true_class_prob(
+                ev, black_out(images, positions_mask(order[:, : check_top_n(n, m * m)], m)), labels
+            )
+            row = dict(
+                evaluator=ename,
+                n_masked=n,
+                image=np.arange(len(p)),
+                label=labels.cpu().numpy(),
+                prob_tis=p.double().numpy(),
+                prob_unmasked=p0.double().numpy(),
+            )
+            if random_seeds:  # else no random curve: the caller has one
+
                 def rand_prob(s):
-                    return true_class_prob(ev, black_out(images, positions_mask(
-                        random_positions(len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)), m)), labels)
+                    return true_class_prob(
+                        ev,
+                        black_out(
+                            images,
+                            positions_mask(
+                                random_positions(
+                                    len(images), n, m * m, torch.Generator().manual_seed(1000 * s + n)
+                                ),
+                                m,
+                            ),
+                        ),
+                        labels,
+                    )
+
                 pr = []
                 for s in random_seeds:
                     key = (ename, data_key, m, n, s)
                     if random_cache is None:
                         pr.append(rand_prob(s))
                         continue
-                    if key not in random_cache: random_cache[key] = rand_prob(s)
+                    if key not in random_cache:
+                        random_cache[key] = rand_prob(s)
                     pr.append(random_cache[key])
                 # each image's mean over the random draws
                 row['prob_random'] = torch.stack(pr).mean(0).double().numpy()
@@ -89,7 +131,10 @@ def image_level_masking(tis: torch.Tensor, images: torch.Tensor, labels, evaluat
     images_table = pd.concat(rows, ignore_index=True)
     return images_table if per_image else summarize_image_level(images_table)
 
-def _sem(values) -> float: return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float('nan')
+
+def _sem(values) -> float:
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float('nan')
+
 
 def summarize_image_level(per_image: pd.DataFrame) -> pd.DataFrame:
     "The Fig. 4 rows (per [iem,] evaluator, selection and n: mean probability, s.e., paired s.e. of the gap) from per-image rows."
@@ -101,9 +146,21 @@ def summarize_image_level(per_image: pd.DataFrame) -> pd.DataFrame:
         base = dict(prob_unmasked=g.prob_unmasked.mean(), n_images=len(g))
         rows.append(dict(ids, selection='tis', prob=g.prob_tis.mean(), prob_sem=_sem(g.prob_tis), **base))
         if has_random:
-            rows.append(dict(ids, selection='random', prob=g.prob_random.mean(), prob_sem=_sem(g.prob_random), **base,
-                             gap_sem=_sem(g.prob_random - g.prob_tis)))   # paired over images: s.e. of random − top-n
-    columns = keys[:-1] + ['selection', 'n_masked', 'prob', 'prob_sem', 'prob_unmasked', 'n_images'] + (['gap_sem'] if has_random else [])
+            rows.append(
+                dict(
+                    ids,
+                    selection='random',
+                    prob=g.prob_random.mean(),
+                    prob_sem=_sem(g.prob_random),
+                    **base,
+                    gap_sem=_sem(g.prob_random - g.prob_tis),
+                )
+            )  # paired over images: s.e. of random − top-n
+    columns = (
+        keys[:-1]
+        + ['selection', 'n_masked', 'prob', 'prob_sem', 'prob_unmasked', 'n_images']
+        + (['gap_sem'] if has_random else [])
+    )
     return pd.DataFrame(rows)[columns]
 
 # %% ../nbs/13_masking_eval.ipynb #12b23350
@@ -111,31 +168,66 @@ def unmasked_probs(images: torch.Tensor, evaluators: Mapping[str, object]) -> di
     "Each evaluator's probabilities (B, n_classes) of the unmasked `images`: computed once for a whole sweep."
     return {name: ev.predict_proba(images) for name, ev in evaluators.items()}
 
-def concept_level_masking(images: torch.Tensor, ids: torch.Tensor, labels, token_sets: Sequence[torch.Tensor],
-                          evaluators: Mapping[str, object], method: str, unmasked: Mapping[str, torch.Tensor] | None = None,
-                          per_image: bool = False) -> pd.DataFrame:
+
+def concept_level_masking(
+    images: torch.Tensor,
+    ids: torch.Tensor,
+    labels,
+    token_sets: Sequence[torch.Tensor],
+    evaluators: Mapping[str, object],
+    method: str,
+    unmasked: Mapping[str, torch.Tensor] | None = None,
+    per_image: bool = False,
+) -> pd.DataFrame:
     "Accuracy / true-concept probability before and after masking each image's concept token set → DataFrame (Table 2); `per_image`: a row per image."
-    labels = torch.as_tensor(labels).long().cpu()      # evaluators return probabilities on the CPU
+    labels = torch.as_tensor(labels).long().cpu()  # evaluators return probabilities on the CPU
     mask = token_set_mask(ids, labels, token_sets)
     masked = black_out(images, mask)
     unmasked = unmasked_probs(images, evaluators) if unmasked is None else unmasked
     wrong = [n for n in evaluators if n not in unmasked or len(unmasked[n]) != len(images)]
-    if wrong: raise ValueError(f"unmasked probabilities missing or not of the {len(images)} images for evaluator(s) {wrong}")
+    if wrong:
+        raise ValueError(
+            f"unmasked probabilities missing or not of the {len(images)} images for evaluator(s) {wrong}"
+        )
     rows = []
     for ename, ev in evaluators.items():
         p0, p1 = unmasked[ename], ev.predict_proba(masked)
-        if per_image:   # the paired values the report's intervals are bootstrapped from
-            rows.append(pd.DataFrame(dict(method=method, evaluator=ename, image=np.arange(len(labels)), label=labels.numpy(),
-                                          masked=mask.flatten(1).sum(1).numpy(), correct=(p0.argmax(1) == labels).numpy(),
-                                          correct_masked=(p1.argmax(1) == labels).numpy(),
-                                          prob=p0.gather(1, labels[:, None])[:, 0].double().numpy(),
-                                          prob_masked=p1.gather(1, labels[:, None])[:, 0].double().numpy())))
+        if per_image:  # the paired values the report's intervals are bootstrapped from
+            rows.append(
+                pd.DataFrame(
+                    dict(
+                        method=method,
+                        evaluator=ename,
+                        image=np.arange(len(labels)),
+                        label=labels.numpy(),
+                        masked=mask.flatten(1).sum(1).numpy(),
+                        correct=(p0.argmax(1) == labels).numpy(),
+                        correct_masked=(p1.argmax(1) == labels).numpy(),
+                        prob=p0.gather(1, labels[:, None])[:, 0].double().numpy(),
+                        prob_masked=p1.gather(1, labels[:, None])[:, 0].double().numpy(),
+                    )
+                )
+            )
             continue
-        acc0 = (p0.argmax(1) == labels).float().mean().item(); acc1 = (p1.argmax(1) == labels).float().mean().item()
-        pr0 = p0.gather(1, labels[:, None])[:, 0].mean().item(); pr1 = p1.gather(1, labels[:, None])[:, 0].mean().item()
-        rows.append(dict(method=method, evaluator=ename, acc=acc0, prob=pr0, delta_acc=acc1 - acc0, delta_prob=pr1 - pr0,
-                         masked_per_image=mask.flatten(1).sum(1).float().mean().item(),
-                         masked_fraction=mask.float().mean().item(), acc_masked=acc1, prob_masked=pr1, n_images=len(labels)))
+        acc0 = (p0.argmax(1) == labels).float().mean().item()
+        acc1 = (p1.argmax(1) == labels).float().mean().item()
+        pr0 = p0.gather(1, labels[:, None])[:, 0].mean().item()
+        pr1 = p1.gather(1, labels[:, None])[:, 0].mean().item()
+        rows.append(
+            dict(
+                method=method,
+                evaluator=ename,
+                acc=acc0,
+                prob=pr0,
+                delta_acc=acc1 - acc0,
+                delta_prob=pr1 - pr0,
+                masked_per_image=mask.flatten(1).sum(1).float().mean().item(),
+                masked_fraction=mask.float().mean().item(),
+                acc_masked=acc1,
+                prob_masked=pr1,
+                n_images=len(labels),
+            )
+        )
     return pd.concat(rows, ignore_index=True) if per_image else pd.DataFrame(rows)
 
 # %% ../nbs/13_masking_eval.ipynb #a3fd03d0
@@ -144,19 +236,42 @@ def truncate_sets(table: pd.DataFrame, k: int, concepts: Sequence) -> list[torch
     sub = table[table['rank'] < k]
     return [torch.tensor(sub.loc[sub['concept'] == c, 'token_id'].to_numpy(np.int64)) for c in concepts]
 
-def k_sweep(images: torch.Tensor, ids: torch.Tensor, labels, tables: Mapping[str, pd.DataFrame], ks: Sequence[int],
-            evaluators: Mapping[str, object], concepts: Sequence) -> pd.DataFrame:
+
+def k_sweep(
+    images: torch.Tensor,
+    ids: torch.Tensor,
+    labels,
+    tables: Mapping[str, pd.DataFrame],
+    ks: Sequence[int],
+    evaluators: Mapping[str, object],
+    concepts: Sequence,
+) -> pd.DataFrame:
     "Concept-level masking for every method's table truncated to each k → DataFrame with a `k` column."
-    out, p0 = [], unmasked_probs(images, evaluators)   # the unmasked images are scored once, not once per (k, method)
+    out, p0 = (
+        [],
+        unmasked_probs(images, evaluators),
+    )  # the unmasked images are scored once, not once per (k, method)
     for k in ks:
         for method, tab in tables.items():
-            out.append(concept_level_masking(images, ids, labels, truncate_sets(tab, k, concepts), evaluators, method, p0).assign(k=k))
+            out.append(
+                concept_level_masking(
+                    images, ids, labels, truncate_sets(tab, k, concepts), evaluators, method, p0
+                ).assign(k=k)
+            )
     return pd.concat(out, ignore_index=True)
 
-def choose_k(sweep: pd.DataFrame, reference: Sequence[str] = ('ce', 're'), target_fraction: float = PAPER_MASKED_FRACTION) -> int:
+
+def choose_k(
+    sweep: pd.DataFrame,
+    reference: Sequence[str] = ('ce', 're'),
+    target_fraction: float = PAPER_MASKED_FRACTION,
+) -> int:
     "The k at which the mean masked share of the `reference` methods is closest to `target_fraction`."
     sub = sweep[sweep['method'].isin(reference)]
-    if sub.empty: raise ValueError(f"no rows for reference methods {list(reference)} in the sweep (methods: {sorted(set(sweep['method']))})")
+    if sub.empty:
+        raise ValueError(
+            f"no rows for reference methods {list(reference)} in the sweep (methods: {sorted(set(sweep['method']))})"
+        )
     frac = sub.groupby('k')['masked_fraction'].mean()
     return int((frac - target_fraction).abs().idxmin())
 
@@ -171,9 +286,22 @@ def plot_image_level(df: pd.DataFrame, title: str = 'Image-level masking (Fig. 4
             s = sub if iem is None else sub[sub['iem'] == iem]
             for sel, ls in (('tis', '-'), ('random', '--')):
                 q = s[s['selection'] == sel].sort_values('n_masked')
-                ax.errorbar(q['n_masked'], q['prob'], yerr=q.get('prob_sem'), ls=ls, marker='o', ms=3, color=f'C{j}',
-                            label=f"{iem or ''} {sel}".strip(), capsize=2)
-        ax.set_title(f'evaluator: {ev}'); ax.set_xlabel('masked token positions'); ax.set_ylabel('P(true concept)')
-        ax.grid(alpha=.3); ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10); fig.tight_layout()
+                ax.errorbar(
+                    q['n_masked'],
+                    q['prob'],
+                    yerr=q.get('prob_sem'),
+                    ls=ls,
+                    marker='o',
+                    ms=3,
+                    color=f'C{j}',
+                    label=f"{iem or ''} {sel}".strip(),
+                    capsize=2,
+                )
+        ax.set_title(f'evaluator: {ev}')
+        ax.set_xlabel('masked token positions')
+        ax.set_ylabel('P(true concept)')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return fig

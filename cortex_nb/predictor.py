@@ -18,8 +18,14 @@ from tqdm.auto import tqdm
 
 from .core import *
 from .codebook import VQGM, condition_ids, check_token_ids
-from .tokenizer import (VQTokenizer, TokenizerConfig, get_tokenizer, load_tokenizer, world_for_preset,
-                                 render_images)
+from cortex_nb.tokenizer import (
+    VQTokenizer,
+    TokenizerConfig,
+    get_tokenizer,
+    load_tokenizer,
+    world_for_preset,
+    render_images,
+)
 
 # %% auto #0
 __all__ = ['EMBED_INITS', 'GPTConfig', 'attention', 'CausalSelfAttention', 'Block', 'GPT', 'KVCache', 'ConditionVocab',
@@ -31,6 +37,7 @@ __all__ = ['EMBED_INITS', 'GPTConfig', 'attention', 'CausalSelfAttention', 'Bloc
 @dataclass(frozen=True)
 class GPTConfig:
     "minGPT hyper-parameters (the names of taming's `GPTConfig`)."
+
     vocab_size: int
     block_size: int
     n_layer: int = 4
@@ -41,8 +48,13 @@ class GPTConfig:
     attn_pdrop: float = 0.0
 
     def __post_init__(self):
-        if self.n_embd % self.n_head: raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if self.vocab_size < 1 or self.block_size < 1: raise ValueError(f"vocab_size and block_size must be ≥ 1, got {self.vocab_size}, {self.block_size}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.vocab_size < 1 or self.block_size < 1:
+            raise ValueError(
+                f"vocab_size and block_size must be ≥ 1, got {self.vocab_size}, {self.block_size}"
+            )
+
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> torch.Tensor:
     "`F.scaled_dot_product_attention`, in fp32 under CPU autocast (the projections around it stay bf16)."
@@ -52,8 +64,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs) -> to
             return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), **kwargs)
     return F.scaled_dot_product_attention(q, k, v, **kwargs)
 
+
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention with an optional key/value cache."
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.key, self.query, self.value = (nn.Linear(config.n_embd, config.n_embd) for _ in range(3))
@@ -67,35 +81,47 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: tuple | None = None) -> torch.Tensor:
         "x (B,T,C) → y (B,T,C); with `cache` = (keys, values, P) of this block, x continues P cached positions."
         B, T, C = x.shape
-        def heads(t): return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+
+        def heads(t):
+            return t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         dropout = self.attn_pdrop if self.training else 0.0
-        if cache is None: y = attention(q, k, v, is_causal=T > 1, dropout_p=dropout)
+        if cache is None:
+            y = attention(q, k, v, is_causal=T > 1, dropout_p=dropout)
         else:
             keys, values, P = cache
-            keys[:, :, P:P + T], values[:, :, P:P + T] = k, v          # written in place: no copy of the past
-            k, v = keys[:, :, :P + T], values[:, :, :P + T]
+            keys[:, :, P : P + T], values[:, :, P : P + T] = k, v  # written in place: no copy of the past
+            k, v = keys[:, :, : P + T], values[:, :, : P + T]
             # new queries see the whole past and the causal part of the new block
-            attn_mask = self.mask[0, 0, P:P + T, :P + T].bool() if T > 1 else None
+            attn_mask = self.mask[0, 0, P : P + T, : P + T].bool() if T > 1 else None
             y = attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
 
+
 class Block(nn.Module):
     "Pre-LayerNorm transformer block: x + attn(ln1 x), then x + mlp(ln2 x)."
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd)
         self.attn = CausalSelfAttention(config)
-        self.mlp = nn.Sequential(nn.Linear(config.n_embd, 4 * config.n_embd), nn.GELU(),
-                                 nn.Linear(4 * config.n_embd, config.n_embd), nn.Dropout(config.resid_pdrop))
+        self.mlp = nn.Sequential(
+            nn.Linear(config.n_embd, 4 * config.n_embd),
+            nn.GELU(),
+            nn.Linear(4 * config.n_embd, config.n_embd),
+            nn.Dropout(config.resid_pdrop),
+        )
 
     def forward(self, x, cache=None):
         x = x + self.attn(self.ln1(x), cache)
         return x + self.mlp(self.ln2(x))
 
+
 class GPT(nn.Module):
     "minGPT: token + position embeddings, `n_layer` blocks, final LayerNorm, linear head to the vocabulary."
+
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -110,42 +136,56 @@ class GPT(nn.Module):
     def _init_weights(self, m):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if isinstance(m, nn.Linear) and m.bias is not None: nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
     def forward_cached(self, idx: torch.Tensor, cache: "KVCache | None" = None) -> torch.Tensor:
         "Logits (B,T,vocab) for `idx` (B,T), continuing (and extending) `cache` when given."
         B, T = idx.shape
         P = 0 if cache is None else cache.length
-        if cache is not None and cache.batch_size != B: raise ValueError(f"the cache holds {cache.batch_size} sequences, idx has {B}")
+        if cache is not None and cache.batch_size != B:
+            raise ValueError(f"the cache holds {cache.batch_size} sequences, idx has {B}")
         if P + T > self.config.block_size:
             raise ValueError(f"sequence of {P + T} tokens exceeds block_size={self.config.block_size}")
         if idx.numel() and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
-            raise ValueError(f"token index out of range [0, {self.config.vocab_size}): min {int(idx.min())}, max {int(idx.max())}")
-        x = self.drop(self.tok_emb(idx) + self.pos_emb[:, P:P + T])
+            raise ValueError(
+                f"token index out of range [0, {self.config.vocab_size}): min {int(idx.min())}, max {int(idx.max())}"
+            )
+        x = self.drop(self.tok_emb(idx) + self.pos_emb[:, P : P + T])
         for i, block in enumerate(self.blocks):
             x = block(x, None if cache is None else (cache.keys[i], cache.values[i], P))
-        if cache is not None: cache.length = P + T
+        if cache is not None:
+            cache.length = P + T
         return self.head(self.ln_f(x))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         "Logits (B,T,vocab) for token indices `idx` (B,T); position t predicts token t+1."
         return self.forward_cached(idx)
 
+
 class KVCache:
     "Keys and values of every block for up to `block_size` positions, allocated once: a step writes in place (no O(T²) copying)."
+
     def __init__(self, config: GPTConfig, batch_size: int, device=None, dtype=torch.float32):
         shape = (config.n_layer, batch_size, config.n_head, config.block_size, config.n_embd // config.n_head)
-        self.keys, self.values = torch.empty(shape, device=device, dtype=dtype), torch.empty(shape, device=device, dtype=dtype)
-        self.length = 0   # positions filled so far
+        self.keys, self.values = (
+            torch.empty(shape, device=device, dtype=dtype),
+            torch.empty(shape, device=device, dtype=dtype),
+        )
+        self.length = 0  # positions filled so far
 
     @property
-    def batch_size(self) -> int: return self.keys.shape[1]
+    def batch_size(self) -> int:
+        return self.keys.shape[1]
 
 # %% ../nbs/05_predictor.ipynb #c3c3a4a9
 @dataclass(frozen=True)
 class ConditionVocab:
     "Condition c is GPT token `offset + c`; `null` is the unconditional token ∅ (None: no guidance possible)."
+
     offset: int
     n_conditions: int
     null: int | None = None
@@ -154,7 +194,9 @@ class ConditionVocab:
         "GPT tokens (long) of condition ids (ints or a tensor), checked against `n_conditions`."
         ids = torch.as_tensor(condition_ids, dtype=torch.long)
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_conditions):
-            raise ValueError(f"condition id out of range [0, {self.n_conditions}): min {int(ids.min())}, max {int(ids.max())}")
+            raise ValueError(
+                f"condition id out of range [0, {self.n_conditions}): min {int(ids.min())}, max {int(ids.max())}"
+            )
         return ids + self.offset
 
     def sequences(self, condition_ids, grids: torch.Tensor) -> torch.Tensor:
@@ -167,44 +209,70 @@ class ConditionVocab:
         return max(self.offset + self.n_conditions, -1 if self.null is None else self.null + 1)
 
 # %% ../nbs/05_predictor.ipynb #a7f7de9a
-def _filter_logits(logits: torch.Tensor, temperature: float, top_k: int | None, n_codes: int | None) -> torch.Tensor:
-    if n_codes is not None: logits = logits[..., :n_codes]
+def _filter_logits(
+    logits: torch.Tensor, temperature: float, top_k: int | None, n_codes: int | None
+) -> torch.Tensor:
+    if n_codes is not None:
+        logits = logits[..., :n_codes]
     logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float('-inf'))
     return logits
 
+
 def check_sampling(temperature: float, top_k: int | None, guidance_scale: float = 1.0):
     "Refuse a non-positive temperature, a top_k below 1 or a negative / non-finite guidance scale."
-    if not (temperature > 0 and math.isfinite(temperature)): raise ValueError(f"temperature must be a positive number, got {temperature}")
-    if top_k is not None and top_k < 1: raise ValueError(f"top_k must be ≥ 1 or None, got {top_k}")
-    if not (guidance_scale >= 0 and math.isfinite(guidance_scale)): raise ValueError(f"guidance_scale must be a number ≥ 0, got {guidance_scale}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be ≥ 1 or None, got {top_k}")
+    if not (guidance_scale >= 0 and math.isfinite(guidance_scale)):
+        raise ValueError(f"guidance_scale must be a number ≥ 0, got {guidance_scale}")
+
 
 @torch.no_grad()
-def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature: float = 1.0,
-                  top_k: int | None = None, generator: torch.Generator | None = None,
-                  n_codes: int | None = None, guidance_scale: float = 1.0, null_token: int | None = None) -> torch.Tensor:
+def sample_tokens(
+    gpt: GPT,
+    cond_tokens: torch.Tensor,
+    n_steps: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+    n_codes: int | None = None,
+    guidance_scale: float = 1.0,
+    null_token: int | None = None,
+) -> torch.Tensor:
     "Draw `n_steps` tokens after each condition token in `cond_tokens` (B,) → (B, n_steps), KV-cached, optionally guided."
     check_sampling(temperature, top_k, guidance_scale)
-    if cond_tokens.ndim != 1: raise ValueError(f"cond_tokens must be 1-D (B,), got shape {tuple(cond_tokens.shape)}")
+    if cond_tokens.ndim != 1:
+        raise ValueError(f"cond_tokens must be 1-D (B,), got shape {tuple(cond_tokens.shape)}")
     if n_steps + 1 > gpt.config.block_size + 1:
-        raise ValueError(f"n_steps={n_steps} needs a block_size ≥ {n_steps}, the GPT has {gpt.config.block_size}")
+        raise ValueError(
+            f"n_steps={n_steps} needs a block_size ≥ {n_steps}, the GPT has {gpt.config.block_size}"
+        )
     guided = guidance_scale != 1.0
     if guided and null_token is None:
-        raise ValueError(f"guidance_scale={guidance_scale} needs an unconditional token: this predictor was trained without one")
-    was_training = gpt.training; gpt.eval()
+        raise ValueError(
+            f"guidance_scale={guidance_scale} needs an unconditional token: this predictor was trained without one"
+        )
+    was_training = gpt.training
+    gpt.eval()
     dev = model_device(gpt)
-    gen_dev = generator.device if generator is not None else dev   # a CPU generator may drive sampling on a GPU
+    gen_dev = (
+        generator.device if generator is not None else dev
+    )  # a CPU generator may drive sampling on a GPU
     B = len(cond_tokens)
     x = cond_tokens.to(dev, torch.long)[:, None]
-    if guided: x = torch.cat([x, torch.full_like(x, null_token)])
+    if guided:
+        x = torch.cat([x, torch.full_like(x, null_token)])
     out = torch.empty(B, n_steps, dtype=torch.long, device=dev)
     cache = KVCache(gpt.config, len(x), device=dev, dtype=next(gpt.parameters()).dtype)
     for t in range(n_steps):
         logits = gpt.forward_cached(x, cache)
         last = logits[:, -1].float()
-        if guided: last = last[B:] + guidance_scale * (last[:B] - last[B:])
+        if guided:
+            last = last[B:] + guidance_scale * (last[:B] - last[B:])
         probs = F.softmax(_filter_logits(last, temperature, top_k, n_codes), dim=-1)
         nxt = torch.multinomial(probs.to(gen_dev), 1, generator=generator).to(dev)
         out[:, t] = nxt[:, 0]
@@ -215,27 +283,34 @@ def sample_tokens(gpt: GPT, cond_tokens: torch.Tensor, n_steps: int, temperature
 # %% ../nbs/05_predictor.ipynb #9dd3c75a
 EMBED_INITS = ('codebook', 'random')
 
+
 @dataclass(frozen=True)
 class PredictorConfig:
     "Size, data and schedule of the conditional token predictor."
+
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     dropout: float = 0.0
-    images_per_condition: int = 4000   # rendered + tokenized training images per condition
+    images_per_condition: int = 4000  # rendered + tokenized training images per condition
     steps: int = 4800
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.01
-    guidance_dropout: float = 0.1      # P(condition → ∅) per training sequence; 0: no ∅ token, no guidance
-    embed_init: str = 'codebook'       # 'codebook': code embeddings start as a projection of the codebook; 'random'
-    precision: str = 'fp32'            # 'bf16': training under bf16 autocast (attention, loss and weights stay fp32)
+    guidance_dropout: float = 0.1  # P(condition → ∅) per training sequence; 0: no ∅ token, no guidance
+    embed_init: str = (
+        'codebook'  # 'codebook': code embeddings start as a projection of the codebook; 'random'
+    )
+    precision: str = 'fp32'  # 'bf16': training under bf16 autocast (attention, loss and weights stay fp32)
     seed: int = 0
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.embed_init not in EMBED_INITS: raise ValueError(f"embed_init must be one of {EMBED_INITS}, got {self.embed_init!r}")
-        if not 0 <= self.guidance_dropout < 1: raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.embed_init not in EMBED_INITS:
+            raise ValueError(f"embed_init must be one of {EMBED_INITS}, got {self.embed_init!r}")
+        if not 0 <= self.guidance_dropout < 1:
+            raise ValueError(f"guidance_dropout must be in [0, 1), got {self.guidance_dropout}")
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "PredictorConfig":
@@ -243,27 +318,48 @@ class PredictorConfig:
         p = get_preset(preset)
         base = dict(seed=p.world_seed)
         if p.name == 'paper':
-            base.update(n_layer=48, n_head=24, n_embd=1536, images_per_condition=1300, steps=500_000, batch_size=64, lr=6e-4)
-        else: base.update(precision='bf16' if native_bf16() else 'fp32')   # 0.090 vs 0.135 s/step on two AMX cores
+            base.update(
+                n_layer=48,
+                n_head=24,
+                n_embd=1536,
+                images_per_condition=1300,
+                steps=500_000,
+                batch_size=64,
+                lr=6e-4,
+            )
+        else:
+            base.update(
+                precision='bf16' if native_bf16() else 'fp32'
+            )  # 0.090 vs 0.135 s/step on two AMX cores
         base.update(changes)
         return cls(**base)
 
     def condition_vocab(self, codebook_size: int, n_conditions: int) -> ConditionVocab:
         "Conditions after the K codes, then ∅ (if trained with guidance dropout)."
-        return ConditionVocab(codebook_size, n_conditions, codebook_size + n_conditions if self.guidance_dropout > 0 else None)
+        return ConditionVocab(
+            codebook_size, n_conditions, codebook_size + n_conditions if self.guidance_dropout > 0 else None
+        )
 
     def gpt_config(self, codebook_size: int, n_conditions: int, grid_size: int) -> GPTConfig:
         "The GPTConfig: vocabulary K + #conditions (+ ∅), block of m² + 1 (condition + grid)."
-        return GPTConfig(vocab_size=self.condition_vocab(codebook_size, n_conditions).size, block_size=grid_size ** 2 + 1,
-                         n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd,
-                         embd_pdrop=self.dropout, resid_pdrop=self.dropout, attn_pdrop=self.dropout)
+        return GPTConfig(
+            vocab_size=self.condition_vocab(codebook_size, n_conditions).size,
+            block_size=grid_size**2 + 1,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            embd_pdrop=self.dropout,
+            resid_pdrop=self.dropout,
+            attn_pdrop=self.dropout,
+        )
 
 # %% ../nbs/05_predictor.ipynb #c6d5f285
 @torch.no_grad()
 def init_code_embeddings(gpt: GPT, codebook: torch.Tensor, generator: torch.Generator | None = None) -> GPT:
     "Set the embeddings and head rows of the K codes to a random projection of the standardised `codebook` (K,d)."
     K, d = codebook.shape
-    if K > gpt.config.vocab_size: raise ValueError(f"codebook has K={K} entries but the GPT vocabulary only {gpt.config.vocab_size}")
+    if K > gpt.config.vocab_size:
+        raise ValueError(f"codebook has K={K} entries but the GPT vocabulary only {gpt.config.vocab_size}")
     cb = codebook.detach().float().cpu()
     cb = (cb - cb.mean(0)) / cb.std(0).clamp_min(1e-8)
     proj = torch.randn(d, gpt.config.n_embd, generator=generator) / math.sqrt(d)
@@ -279,29 +375,51 @@ def next_token_loss(gpt: GPT, batch: torch.Tensor, n_codes: int, precision: str 
         logits = gpt(batch[:, :-1])[..., :n_codes].float()
     return F.cross_entropy(logits.reshape(-1, n_codes), batch[:, 1:].reshape(-1))
 
-def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tensor, codebook_size: int,
-                    n_conditions: int, codebook: torch.Tensor | None = None, progress: bool = True,
-                    device=None) -> tuple[GPT, dict]:
+
+def train_predictor(
+    cfg: PredictorConfig,
+    tokens: torch.Tensor,
+    cond: torch.Tensor,
+    codebook_size: int,
+    n_conditions: int,
+    codebook: torch.Tensor | None = None,
+    progress: bool = True,
+    device=None,
+) -> tuple[GPT, dict]:
     "Train a GPT on token grids `tokens` (N,m,m) with condition ids `cond` (N,); return it (eval) and its history."
-    if tokens.ndim != 3 or tokens.shape[1] != tokens.shape[2]: raise ValueError(f"tokens must be (N, m, m), got {tuple(tokens.shape)}")
-    if len(cond) != len(tokens): raise ValueError(f"{len(tokens)} token grids but {len(cond)} condition ids")
+    if tokens.ndim != 3 or tokens.shape[1] != tokens.shape[2]:
+        raise ValueError(f"tokens must be (N, m, m), got {tuple(tokens.shape)}")
+    if len(cond) != len(tokens):
+        raise ValueError(f"{len(tokens)} token grids but {len(cond)} condition ids")
     check_token_ids(tokens, codebook_size)
-    if cond.min() < 0 or cond.max() >= n_conditions: raise ValueError(f"condition ids must be in [0, {n_conditions}), got [{int(cond.min())}, {int(cond.max())}]")
+    if cond.min() < 0 or cond.max() >= n_conditions:
+        raise ValueError(
+            f"condition ids must be in [0, {n_conditions}), got [{int(cond.min())}, {int(cond.max())}]"
+        )
     if cfg.embed_init == 'codebook':
-        if codebook is None: raise ValueError("embed_init='codebook' needs the tokenizer's codebook (K, d); pass codebook= or use embed_init='random'")
+        if codebook is None:
+            raise ValueError(
+                "embed_init='codebook' needs the tokenizer's codebook (K, d); pass codebook= or use embed_init='random'"
+            )
         if codebook.ndim != 2 or len(codebook) != codebook_size:
             raise ValueError(f"codebook must be (K={codebook_size}, d), got {tuple(codebook.shape)}")
     device = get_device(device)
     g = seed_everything(cfg.seed)
     vocab = cfg.condition_vocab(codebook_size, n_conditions)
     gpt = GPT(cfg.gpt_config(codebook_size, n_conditions, tokens.shape[1]))
-    if cfg.embed_init == 'codebook': init_code_embeddings(gpt, codebook, g)
+    if cfg.embed_init == 'codebook':
+        init_code_embeddings(gpt, codebook, g)
     gpt = gpt.to(device).train()
     decay = [p for n, p in gpt.named_parameters() if p.ndim >= 2 and n != 'pos_emb']
     no_decay = [p for n, p in gpt.named_parameters() if p.ndim < 2 or n == 'pos_emb']
-    opt = torch.optim.AdamW([{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
-                            lr=cfg.lr, betas=(0.9, 0.95))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
+    opt = torch.optim.AdamW(
+        [{'params': decay, 'weight_decay': cfg.weight_decay}, {'params': no_decay, 'weight_decay': 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.95),
+    )
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1
+    )
     seqs = vocab.sequences(cond, tokens)
     hist = {'step': [], 'loss': []}
     t0, c0 = time.time(), time.process_time()
@@ -311,41 +429,50 @@ def train_predictor(cfg: PredictorConfig, tokens: torch.Tensor, cond: torch.Tens
             batch[torch.rand(len(batch), generator=g) < cfg.guidance_dropout, 0] = vocab.null
         batch = batch.to(device)
         loss = next_token_loss(gpt, batch, codebook_size, cfg.precision)
-        opt.zero_grad(set_to_none=True); loss.backward()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(gpt.parameters(), 1.0)
-        opt.step(); sched.step()
-        hist['step'].append(step); hist['loss'].append(loss.item())
-        if progress and step % 10 == 0: pbar.set_postfix(loss=f"{loss.item():.3f}")
+        opt.step()
+        sched.step()
+        hist['step'].append(step)
+        hist['loss'].append(loss.item())
+        if progress and step % 10 == 0:
+            pbar.set_postfix(loss=f"{loss.item():.3f}")
     hist['train_seconds'], hist['train_cpu_seconds'] = time.time() - t0, time.process_time() - c0
     return gpt.eval(), hist
 
 # %% ../nbs/05_predictor.ipynb #d915fc5d
 def save_gpt(gpt: GPT, folder, name: str = 'predictor') -> Path:
     "Write the GPT's weights (safetensors) and `GPTConfig` (JSON) into `folder`."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder/f'{name}.safetensors') as tmp:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f'{name}.safetensors') as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in gpt.state_dict().items()}, str(tmp))
-    write_json(folder/f'{name}_config.json', dataclasses.asdict(gpt.config))
+    write_json(folder / f'{name}_config.json', dataclasses.asdict(gpt.config))
     return folder
+
 
 def load_gpt(folder, name: str = 'predictor', device=None) -> GPT:
     "Load a GPT written by `save_gpt` (eval mode)."
     folder = Path(folder)
     for f in (f'{name}_config.json', f'{name}.safetensors'):
-        if not (folder/f).exists(): raise FileNotFoundError(f"no GPT in {folder}: {f} is missing")
-    gpt = GPT(GPTConfig(**json.loads((folder/f'{name}_config.json').read_text())))
-    gpt.load_state_dict(load_file(str(folder/f'{name}.safetensors')))
+        if not (folder / f).exists():
+            raise FileNotFoundError(f"no GPT in {folder}: {f} is missing")
+    gpt = GPT(GPTConfig(**json.loads((folder / f'{name}_config.json').read_text())))
+    gpt.load_state_dict(load_file(str(folder / f'{name}.safetensors')))
     return gpt.to(get_device(device)).eval()
 
 # %% ../nbs/05_predictor.ipynb #43fc6665
 @dataclass(frozen=True)
 class SamplingConfig:
     "Temperature, top-k and classifier-free guidance scale for sampling token grids."
+
     temperature: float = 1.0
     top_k: int | None = None
     guidance_scale: float = 1.0
 
-    def __post_init__(self): check_sampling(self.temperature, self.top_k, self.guidance_scale)
+    def __post_init__(self):
+        check_sampling(self.temperature, self.top_k, self.guidance_scale)
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "SamplingConfig":
@@ -361,33 +488,55 @@ class SamplingConfig:
 # %% ../nbs/05_predictor.ipynb #add9b358
 class WorldVQGM(nn.Module):
     "A VQGM made of a `VQTokenizer` and a condition-first `GPT` over its token grids."
-    def __init__(self, tokenizer: VQTokenizer, gpt: GPT, conditions: Sequence[str], sampling: SamplingConfig | None = None,
-                 concepts: Sequence[str] | None = None, vocab: ConditionVocab | None = None):
+
+    def __init__(
+        self,
+        tokenizer: VQTokenizer,
+        gpt: GPT,
+        conditions: Sequence[str],
+        sampling: SamplingConfig | None = None,
+        concepts: Sequence[str] | None = None,
+        vocab: ConditionVocab | None = None,
+    ):
         super().__init__()
         K = tokenizer.cfg.codebook_size
-        self.vocab = vocab or ConditionVocab(0, len(conditions))     # default: taming's shared ids, no ∅
+        self.vocab = vocab or ConditionVocab(0, len(conditions))  # default: taming's shared ids, no ∅
         if self.vocab.n_conditions != len(conditions):
-            raise ValueError(f"condition vocabulary has {self.vocab.n_conditions} conditions, but {len(conditions)} are named")
+            raise ValueError(
+                f"condition vocabulary has {self.vocab.n_conditions} conditions, but {len(conditions)} are named"
+            )
         if gpt.config.vocab_size < max(K, self.vocab.size):
-            raise ValueError(f"GPT vocabulary {gpt.config.vocab_size} < max(K={K}, {self.vocab.size} needed by the conditions)")
-        if gpt.config.block_size < tokenizer.grid_size ** 2:
-            raise ValueError(f"GPT block_size {gpt.config.block_size} < m² = {tokenizer.grid_size ** 2}")
+            raise ValueError(
+                f"GPT vocabulary {gpt.config.vocab_size} < max(K={K}, {self.vocab.size} needed by the conditions)"
+            )
+        if gpt.config.block_size < tokenizer.grid_size**2:
+            raise ValueError(f"GPT block_size {gpt.config.block_size} < m² = {tokenizer.grid_size**2}")
         self.tokenizer, self.gpt, self.conditions = tokenizer, gpt, list(conditions)
         self.sampling = sampling or SamplingConfig()
         if self.sampling.guidance_scale != 1 and self.vocab.null is None:
-            raise ValueError(f"guidance_scale={self.sampling.guidance_scale} needs a predictor trained with an unconditional token")
-        self.concepts = list(conditions if concepts is None else concepts)   # the class concepts (no prompts)
+            raise ValueError(
+                f"guidance_scale={self.sampling.guidance_scale} needs a predictor trained with an unconditional token"
+            )
+        self.concepts = list(conditions if concepts is None else concepts)  # the class concepts (no prompts)
         unknown = [c for c in self.concepts if c not in self.conditions]
-        if unknown: raise ValueError(f"concepts {unknown} are not among the conditions {self.conditions}")
+        if unknown:
+            raise ValueError(f"concepts {unknown} are not among the conditions {self.conditions}")
 
     @property
-    def codebook(self) -> torch.Tensor: return self.tokenizer.codebook.detach()
+    def codebook(self) -> torch.Tensor:
+        return self.tokenizer.codebook.detach()
+
     @property
-    def grid_size(self) -> int: return self.tokenizer.grid_size
+    def grid_size(self) -> int:
+        return self.tokenizer.grid_size
+
     @property
-    def image_size(self) -> int: return self.tokenizer.image_size
+    def image_size(self) -> int:
+        return self.tokenizer.image_size
+
     @property
-    def codebook_size(self) -> int: return self.tokenizer.cfg.codebook_size
+    def codebook_size(self) -> int:
+        return self.tokenizer.cfg.codebook_size
 
     def with_gpt(self, gpt: GPT) -> "WorldVQGM":
         "The same VQGM (tokenizer, conditions, sampling) with another predictor, e.g. a fine-tuned copy."
@@ -396,9 +545,11 @@ class WorldVQGM(nn.Module):
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         "Images (B,3,H,W) in [0,1] → ids (B,m,m)."
         return self.tokenizer.encode(images)
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         "Ids (B,m,m) → E (B,d,m,m) = C[ids]."
         return self.tokenizer.embed(ids)
+
     @torch.no_grad()
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1]."
@@ -409,48 +560,84 @@ class WorldVQGM(nn.Module):
         return self.vocab.sequences(condition_ids, check_token_ids(grids, self.codebook_size))
 
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float | None = None,
-               top_k: int | None = None, guidance_scale: float | None = None, batch_size: int = 1024) -> torch.Tensor:
+    def sample(
+        self,
+        conditions,
+        n: int = 1,
+        seed: int = 0,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        guidance_scale: float | None = None,
+        batch_size: int = 1024,
+    ) -> torch.Tensor:
         "`n` token grids per condition (names or ids), grouped by condition → ids (len(conditions)*n, m, m)."
         ids = condition_ids(conditions, self.conditions)
-        if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
+        if n < 0:
+            raise ValueError(f"n must be ≥ 0, got {n}")
         sc = self.sampling.replace(temperature=temperature, top_k=top_k, guidance_scale=guidance_scale)
         dev = model_device(self.gpt)
         g = torch.Generator(device=dev).manual_seed(int(seed))
         cond = self.vocab.tokens(ids).repeat_interleave(n)
         m = self.grid_size
-        out = [sample_tokens(self.gpt, cond[s:s + batch_size], m * m, sc.temperature, sc.top_k, g, n_codes=self.codebook_size,
-                             guidance_scale=sc.guidance_scale, null_token=self.vocab.null)
-               for s in range(0, len(cond), batch_size)]
+        out = [
+            sample_tokens(
+                self.gpt,
+                cond[s : s + batch_size],
+                m * m,
+                sc.temperature,
+                sc.top_k,
+                g,
+                n_codes=self.codebook_size,
+                guidance_scale=sc.guidance_scale,
+                null_token=self.vocab.null,
+            )
+            for s in range(0, len(cond), batch_size)
+        ]
         return torch.cat(out).view(-1, m, m).cpu() if out else torch.empty(0, m, m, dtype=torch.long)
 
 # %% ../nbs/05_predictor.ipynb #acf19a4d
 _PRED_SEED_BASE = 7_000_001
 
-def _predictor_key(pcfg, tcfg, world) -> dict: return {'predictor': pcfg, 'tokenizer': tcfg, 'world': world.config}
 
-def tokenize_world(world, tokenizer, condition_ids, seed: int, chunk: int = 1024, progress: bool = False) -> torch.Tensor:
+def _predictor_key(pcfg, tcfg, world) -> dict:
+    return {'predictor': pcfg, 'tokenizer': tcfg, 'world': world.config}
+
+
+def tokenize_world(
+    world, tokenizer, condition_ids, seed: int, chunk: int = 1024, progress: bool = False
+) -> torch.Tensor:
     "World images of the world's condition ids, tokenized by `tokenizer` (or a VQGM), `chunk` at a time (chunk from s: seed `seed + s`) → ids on the CPU."
-    if len(condition_ids) == 0: raise ValueError("no images to render")
+    if len(condition_ids) == 0:
+        raise ValueError("no images to render")
     out = []
     for s in tqdm(range(0, len(condition_ids), chunk), disable=not progress, desc='tokenizing'):
-        b = world.render(np.asarray(condition_ids[s:s + chunk]), seed=seed + s)
+        b = world.render(np.asarray(condition_ids[s : s + chunk]), seed=seed + s)
         out.append(tokenizer.encode(torch.from_numpy(np.ascontiguousarray(b.images)).float()).cpu())
     return torch.cat(out)
 
-def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                     pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None,
-                     sampling: SamplingConfig | None = None, progress: bool = True, device=None) -> WorldVQGM:
+
+def build_world_vqgm(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    pcfg: PredictorConfig | None = None,
+    tcfg: TokenizerConfig | None = None,
+    sampling: SamplingConfig | None = None,
+    progress: bool = True,
+    device=None,
+) -> WorldVQGM:
     "The preset's world VQGM, tokenizer + conditional GPT: the shipped release, else trained once and cached."
     preset = get_preset(preset)
     release = world_release(preset) if pcfg is None and tcfg is None else None
     if release is not None:
-        return _world_vqgm(load_tokenizer(release/'tokenizer', device), release/'predictor', preset, sampling, device)
+        return _world_vqgm(
+            load_tokenizer(release / 'tokenizer', device), release / 'predictor', preset, sampling, device
+        )
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     tcfg = tcfg or TokenizerConfig.for_preset(preset)
     pcfg = pcfg or PredictorConfig.for_preset(preset)
     world = world_for_preset(preset)
     tok = get_tokenizer(preset, cache, tcfg, progress=progress, device=device)
+
     def build(folder):
         t0 = time.time()
         n_cond, per = len(world.conditions), pcfg.images_per_condition
@@ -458,30 +645,60 @@ def build_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
         tokens = tokenize_world(world, tok, cond, (pcfg.seed + 1) * _PRED_SEED_BASE, progress=progress)
         cond_t = torch.from_numpy(cond)
         t_tok = time.time() - t0
-        gpt, hist = train_predictor(pcfg, tokens, cond_t, tcfg.codebook_size, n_cond, codebook=tok.codebook,
-                                    progress=progress, device=device)
+        gpt, hist = train_predictor(
+            pcfg,
+            tokens,
+            cond_t,
+            tcfg.codebook_size,
+            n_cond,
+            codebook=tok.codebook,
+            progress=progress,
+            device=device,
+        )
         hist['tokenize_seconds'] = t_tok
-        save_gpt(gpt, folder); write_json(folder/'history.json', hist)
-        write_json(folder/'conditions.json', {'conditions': list(world.conditions), 'concepts': list(world.concepts),
-                                              'vocab': dataclasses.asdict(pcfg.condition_vocab(tcfg.codebook_size, n_cond))})
+        save_gpt(gpt, folder)
+        write_json(folder / 'history.json', hist)
+        write_json(
+            folder / 'conditions.json',
+            {
+                'conditions': list(world.conditions),
+                'concepts': list(world.concepts),
+                'vocab': dataclasses.asdict(pcfg.condition_vocab(tcfg.codebook_size, n_cond)),
+            },
+        )
+
     folder = cache.get_or_build('predictor', _predictor_key(pcfg, tcfg, world), build, verbose=progress)
     return _world_vqgm(tok, folder, preset, sampling, device)
 
+
 def _world_vqgm(tok: VQTokenizer, folder: Path, preset: Preset, sampling, device) -> WorldVQGM:
     "The `WorldVQGM` of tokenizer `tok` and the predictor saved in `folder`."
-    conds = json.loads((folder/'conditions.json').read_text())
-    return WorldVQGM(tok, load_gpt(folder, device=device), conds['conditions'],
-                     sampling or SamplingConfig.for_preset(preset),
-                     concepts=conds['concepts'], vocab=ConditionVocab(**conds['vocab']))
+    conds = json.loads((folder / 'conditions.json').read_text())
+    return WorldVQGM(
+        tok,
+        load_gpt(folder, device=device),
+        conds['conditions'],
+        sampling or SamplingConfig.for_preset(preset),
+        concepts=conds['concepts'],
+        vocab=ConditionVocab(**conds['vocab']),
+    )
 
-def predictor_history(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                      pcfg: PredictorConfig | None = None, tcfg: TokenizerConfig | None = None) -> dict:
+
+def predictor_history(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    pcfg: PredictorConfig | None = None,
+    tcfg: TokenizerConfig | None = None,
+) -> dict:
     "Training history of `preset`'s predictor: the release's, else the cached one (built first if missing)."
     preset = get_preset(preset)
     release = world_release(preset) if pcfg is None and tcfg is None else None
-    if release is not None: return json.loads((release/'predictor'/'history.json').read_text())
+    if release is not None:
+        return json.loads((release / 'predictor' / 'history.json').read_text())
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    tcfg = tcfg or TokenizerConfig.for_preset(preset); pcfg = pcfg or PredictorConfig.for_preset(preset)
+    tcfg = tcfg or TokenizerConfig.for_preset(preset)
+    pcfg = pcfg or PredictorConfig.for_preset(preset)
     key = _predictor_key(pcfg, tcfg, world_for_preset(preset))
-    if not cache.exists('predictor', key): build_world_vqgm(preset, cache, pcfg, tcfg)
-    return json.loads((cache.path('predictor', key)/'history.json').read_text())
+    if not cache.exists('predictor', key):
+        build_world_vqgm(preset, cache, pcfg, tcfg)
+    return json.loads((cache.path('predictor', key) / 'history.json').read_text())

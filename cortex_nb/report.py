@@ -29,61 +29,188 @@ __all__ = ['PAPER_TABLE1', 'PAPER_TABLE2', 'PAPER_TABLE3', 'PAPER_TABLE4', 'PAPE
            'claims_summary_table']
 
 # %% ../nbs/80_report.ipynb #540c02b8
-PAPER_TABLE1 = pd.DataFrame({'iem': ['ce', 're', 'te'],
-                             'top1': [.5307, .5143, .4871], 'top3': [.7137, .6923, .6674],
-                             'top5': [.7773, .7600, .7363], 'top10': [.8465, .8312, .8143]})
+PAPER_TABLE1 = pd.DataFrame(
+    {
+        'iem': ['ce', 're', 'te'],
+        'top1': [0.5307, 0.5143, 0.4871],
+        'top3': [0.7137, 0.6923, 0.6674],
+        'top5': [0.7773, 0.7600, 0.7363],
+        'top10': [0.8465, 0.8312, 0.8143],
+    }
+)
 # Table 2, every evaluator: (evaluator, acc, prob, {method: (ΔAcc, ΔP)}); masked tokens per image do not depend on the evaluator
-_T2 = [('resnet18', .556, .452, {'ce': (-.454, -.381), 're': (-.455, -.382), 'te': (-.424, -.358), 'frequency': (-.422, -.356)}),
-       ('resnet50', .561, .472, {'ce': (-.466, -.403), 're': (-.468, -.404), 'te': (-.431, -.374), 'frequency': (-.419, -.365)}),
-       ('vit_b16', .590, .472, {'ce': (-.095, -.112), 're': (-.096, -.113), 'te': (-.0701, -.089), 'frequency': (-.073, -.090)}),
-       ('vit_b32', .580, .442, {'ce': (-.360, -.289), 're': (-.360, -.289), 'te': (-.327, -.260), 'frequency': (-.332, -.264)})]
+_T2 = [
+    (
+        'resnet18',
+        0.556,
+        0.452,
+        {
+            'ce': (-0.454, -0.381),
+            're': (-0.455, -0.382),
+            'te': (-0.424, -0.358),
+            'frequency': (-0.422, -0.356),
+        },
+    ),
+    (
+        'resnet50',
+        0.561,
+        0.472,
+        {
+            'ce': (-0.466, -0.403),
+            're': (-0.468, -0.404),
+            'te': (-0.431, -0.374),
+            'frequency': (-0.419, -0.365),
+        },
+    ),
+    (
+        'vit_b16',
+        0.590,
+        0.472,
+        {
+            'ce': (-0.095, -0.112),
+            're': (-0.096, -0.113),
+            'te': (-0.0701, -0.089),
+            'frequency': (-0.073, -0.090),
+        },
+    ),
+    (
+        'vit_b32',
+        0.580,
+        0.442,
+        {
+            'ce': (-0.360, -0.289),
+            're': (-0.360, -0.289),
+            'te': (-0.327, -0.260),
+            'frequency': (-0.332, -0.264),
+        },
+    ),
+]
 _T2_MASKED = {'ce': 42.176, 're': 40.629, 'te': 45.552, 'frequency': 64.166}
-PAPER_TABLE2 = pd.DataFrame([dict(method=m, evaluator=ev, acc=acc, prob=prob, delta_acc=da, delta_prob=dp, masked_per_image=_T2_MASKED[m])
-                             for ev, acc, prob, d in _T2 for m, (da, dp) in d.items()])
-PAPER_TABLE3 = pd.DataFrame({'attribute_pair': ['gender', 'color'], 'accuracy': [.997, .9995]})
-PAPER_TABLE4 = pd.DataFrame({
-    'attribute_pair': ['color']*6 + ['gender']*6,
-    'attribute': ['white']*3 + ['black']*3 + ['male']*3 + ['female']*3,
-    'top_n': [5, 10, 20]*4,
-    'mean_frequency': [4.80, 6.61, 8.55, 2.35, 2.18, 2.32, 7.37, 8.27, 5.65, 3.27, 3.43, 3.45],
-    'cliffs_delta': [.311, .418, .456]*2 + [.359, .394, .264]*2})
+PAPER_TABLE2 = pd.DataFrame(
+    [
+        dict(
+            method=m,
+            evaluator=ev,
+            acc=acc,
+            prob=prob,
+            delta_acc=da,
+            delta_prob=dp,
+            masked_per_image=_T2_MASKED[m],
+        )
+        for ev, acc, prob, d in _T2
+        for m, (da, dp) in d.items()
+    ]
+)
+PAPER_TABLE3 = pd.DataFrame({'attribute_pair': ['gender', 'color'], 'accuracy': [0.997, 0.9995]})
+PAPER_TABLE4 = pd.DataFrame(
+    {
+        'attribute_pair': ['color'] * 6 + ['gender'] * 6,
+        'attribute': ['white'] * 3 + ['black'] * 3 + ['male'] * 3 + ['female'] * 3,
+        'top_n': [5, 10, 20] * 4,
+        'mean_frequency': [4.80, 6.61, 8.55, 2.35, 2.18, 2.32, 7.37, 8.27, 5.65, 3.27, 3.43, 3.45],
+        'cliffs_delta': [0.311, 0.418, 0.456] * 2 + [0.359, 0.394, 0.264] * 2,
+    }
+)
 # Table 5, every evaluator: (evaluator, acc_orig, p_orig, p_targ before, {(iem, method): (ΔP_orig, ΔP_targ)}), as printed
-_T5 = [('resnet18', .868, .795, .016, {('ce', 'embedding'): (-.224, .127), ('re', 'embedding'): (-.202, .097),
-                                       ('ce', 'token_selection'): (-.290, .162), ('re', 'token_selection'): (-.284, .160)}),
-       ('resnet50', .846, .780, .011, {('ce', 'embedding'): (-.217, -.122), ('re', 'embedding'): (-.206, .102),   # −0.122 as printed
-                                       ('ce', 'token_selection'): (-.282, .165), ('re', 'token_selection'): (-.277, .155)}),
-       ('vit_b16', .890, .766, .003, {('ce', 'embedding'): (-.193, .095), ('re', 'embedding'): (-.174, .072),
-                                      ('ce', 'token_selection'): (-.237, .128), ('re', 'token_selection'): (-.243, .121)}),
-       ('vit_b32', .902, .758, .003, {('ce', 'embedding'): (-.196, .090), ('re', 'embedding'): (-.190, .080),
-                                      ('ce', 'token_selection'): (-.239, .112), ('re', 'token_selection'): (-.245, .120)})]
-PAPER_TABLE5 = pd.DataFrame([dict(iem=i, evaluator=ev, method=m, acc_orig=acc, p_orig=po, p_targ=pt, delta_p_orig=do, delta_p_targ=dt)
-                             for ev, acc, po, pt, d in _T5 for (i, m), (do, dt) in d.items()])
+_T5 = [
+    (
+        'resnet18',
+        0.868,
+        0.795,
+        0.016,
+        {
+            ('ce', 'embedding'): (-0.224, 0.127),
+            ('re', 'embedding'): (-0.202, 0.097),
+            ('ce', 'token_selection'): (-0.290, 0.162),
+            ('re', 'token_selection'): (-0.284, 0.160),
+        },
+    ),
+    (
+        'resnet50',
+        0.846,
+        0.780,
+        0.011,
+        {
+            ('ce', 'embedding'): (-0.217, -0.122),
+            ('re', 'embedding'): (-0.206, 0.102),  # −0.122 as printed
+            ('ce', 'token_selection'): (-0.282, 0.165),
+            ('re', 'token_selection'): (-0.277, 0.155),
+        },
+    ),
+    (
+        'vit_b16',
+        0.890,
+        0.766,
+        0.003,
+        {
+            ('ce', 'embedding'): (-0.193, 0.095),
+            ('re', 'embedding'): (-0.174, 0.072),
+            ('ce', 'token_selection'): (-0.237, 0.128),
+            ('re', 'token_selection'): (-0.243, 0.121),
+        },
+    ),
+    (
+        'vit_b32',
+        0.902,
+        0.758,
+        0.003,
+        {
+            ('ce', 'embedding'): (-0.196, 0.090),
+            ('re', 'embedding'): (-0.190, 0.080),
+            ('ce', 'token_selection'): (-0.239, 0.112),
+            ('re', 'token_selection'): (-0.245, 0.120),
+        },
+    ),
+]
+PAPER_TABLE5 = pd.DataFrame(
+    [
+        dict(
+            iem=i,
+            evaluator=ev,
+            method=m,
+            acc_orig=acc,
+            p_orig=po,
+            p_targ=pt,
+            delta_p_orig=do,
+            delta_p_targ=dt,
+        )
+        for ev, acc, po, pt, d in _T5
+        for (i, m), (do, dt) in d.items()
+    ]
+)
 
 # %% ../nbs/80_report.ipynb #ee32db1e
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 9999
 BOOTSTRAP_SEED = 0
-_BOOTSTRAP_CELLS = 10_000_000   # resampled values held at once: bounds the memory of paper-scale test sets
+_BOOTSTRAP_CELLS = 10_000_000  # resampled values held at once: bounds the memory of paper-scale test sets
+
 
 def mean_of(values, axis: int = -1):
     "The mean along `axis` (a bootstrap statistic)."
     return np.mean(values, axis=axis)
 
+
 def mean_difference(a, b, axis: int = -1):
     "mean(a − b) along `axis`: a paired difference, image by image (a bootstrap statistic)."
     return np.mean(a - b, axis=axis)
+
 
 def ratio_of_means(a, b, axis: int = -1):
     "mean(a) / mean(b) along `axis` (a bootstrap statistic)."
     return np.mean(a, axis=axis) / np.mean(b, axis=axis)
 
+
 def _check_samples(samples, paired: bool) -> list[np.ndarray]:
     "The samples as 1-D float arrays; a clear error for empty, non-finite or (paired) unequal ones."
-    if not samples: raise ValueError("bootstrap_ci needs at least one sample")
+    if not samples:
+        raise ValueError("bootstrap_ci needs at least one sample")
     data = [np.asarray(s, dtype=float) for s in samples]
     for i, s in enumerate(data):
-        if s.ndim != 1: raise ValueError(f"sample {i} must be 1-D (one value per image), got shape {s.shape}")
-        if s.size == 0: raise ValueError(f"sample {i} is empty")
+        if s.ndim != 1:
+            raise ValueError(f"sample {i} must be 1-D (one value per image), got shape {s.shape}")
+        if s.size == 0:
+            raise ValueError(f"sample {i} is empty")
         if not np.isfinite(s).all():
             raise ValueError(f"sample {i} has non-finite values: drop those images first")
     sizes = [s.size for s in data]
@@ -91,28 +218,50 @@ def _check_samples(samples, paired: bool) -> list[np.ndarray]:
         raise ValueError(f"paired samples need one value per image each, got sizes {sizes}")
     return data
 
-def bootstrap_ci(statistic: Callable, *samples, paired: bool = True, seed: int = BOOTSTRAP_SEED,
-                 n_resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+
+def bootstrap_ci(
+    statistic: Callable,
+    *samples,
+    paired: bool = True,
+    seed: int = BOOTSTRAP_SEED,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> tuple[float, float, float]:
     "(statistic of the samples, low, high): a seeded percentile bootstrap over images, the samples resampled together if `paired`."
     data = _check_samples(samples, paired)
     value = float(statistic(*data, axis=-1))
-    if min(s.size for s in data) < 2: return value, math.nan, math.nan   # one image: no spread to resample
+    if min(s.size for s in data) < 2:
+        return value, math.nan, math.nan  # one image: no spread to resample
     batch = max(1, _BOOTSTRAP_CELLS // sum(s.size for s in data))
-    res = stats.bootstrap(data, statistic, paired=paired, vectorized=True, n_resamples=n_resamples, batch=batch,
-                          confidence_level=confidence, method='percentile', rng=np.random.default_rng(seed))
+    res = stats.bootstrap(
+        data,
+        statistic,
+        paired=paired,
+        vectorized=True,
+        n_resamples=n_resamples,
+        batch=batch,
+        confidence_level=confidence,
+        method='percentile',
+        rng=np.random.default_rng(seed),
+    )
     low, high = res.confidence_interval
     return value, float(low), float(high)
+
 
 def binomial_ci(accuracy: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     "(accuracy, low, high): the exact Clopper–Pearson interval of a proportion of `n` images."
     if not (isinstance(n, (int, np.integer)) and n >= 1):
         raise ValueError(f"n must be a positive integer count of images, got {n!r}")
-    if not 0 <= accuracy <= 1: raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy!r}")
+    if not 0 <= accuracy <= 1:
+        raise ValueError(f"accuracy must be a fraction in [0, 1], got {accuracy!r}")
     k = int(round(accuracy * n))
     ci = stats.binomtest(k, int(n)).proportion_ci(confidence_level=confidence, method='exact')
     return float(accuracy), float(ci.low), float(ci.high)
 
-def independent_difference_ci(a: tuple, b: tuple, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+
+def independent_difference_ci(
+    a: tuple, b: tuple, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
     "(b − a, low, high) of two independent estimates given as (value, low, high): normal approximation, s.e. = half-width / z."
     z = stats.norm.ppf(0.5 + confidence / 2)
     se = [(high - low) / (2 * z) for _, low, high in (a, b)]
@@ -125,41 +274,59 @@ def independent_difference_ci(a: tuple, b: tuple, confidence: float = CONFIDENCE
 SIDES = {'>': '>', '>=': '≥', '<': '<', '<=': '≤', 'abs<': '|·| <'}
 VERDICTS = ('holds', 'fails', 'inconclusive')
 
+
 def _check_side(side: str) -> str:
-    if side not in SIDES: raise ValueError(f"unknown side {side!r}; choose one of {list(SIDES)}")
+    if side not in SIDES:
+        raise ValueError(f"unknown side {side!r}; choose one of {list(SIDES)}")
     return side
+
 
 def judge(low: float, high: float, line: float, side: str) -> str:
     "'holds' if [low, high] lies on the claimed `side` of `line`, 'fails' if wholly on the other side, else 'inconclusive'."
     _check_side(side)
-    if not (np.isfinite(low) and np.isfinite(high)): return 'inconclusive'
-    if low > high: raise ValueError(f"interval [{low}, {high}] has its low end above its high end")
-    holds, fails = {'>': (low > line, high <= line), '>=': (low >= line, high < line),
-                    '<': (high < line, low >= line), '<=': (high <= line, low > line),
-                    'abs<': (-line < low and high < line, low >= line or high <= -line)}[side]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 'inconclusive'
+    if low > high:
+        raise ValueError(f"interval [{low}, {high}] has its low end above its high end")
+    holds, fails = {
+        '>': (low > line, high <= line),
+        '>=': (low >= line, high < line),
+        '<': (high < line, low >= line),
+        '<=': (high <= line, low > line),
+        'abs<': (-line < low and high < line, low >= line or high <= -line),
+    }[side]
     return 'holds' if holds else 'fails' if fails else 'inconclusive'
+
 
 def margin(effect: float, line: float, side: str) -> float:
     "How far `effect` lies on the claimed side of `line` (negative: on the other side)."
     _check_side(side)
-    if side.startswith('>'): return effect - line
-    if side.startswith('<'): return line - effect
+    if side.startswith('>'):
+        return effect - line
+    if side.startswith('<'):
+        return line - effect
     return line - abs(effect)
+
 
 _VERDICT_RANK = {'fails': 0, 'inconclusive': 1, 'holds': 2}
 
+
 def judge_parts(parts: list[tuple], line: float, side: str) -> tuple[str, tuple]:
     "(verdict, worst part) of a claim over parts (label, effect, low, high): holds if every part holds, fails if one fails."
-    if not parts: raise ValueError("a claim over parts needs at least one part")
+    if not parts:
+        raise ValueError("a claim over parts needs at least one part")
     verdicts = [judge(lo, hi, line, side) for _, _, lo, hi in parts]
     verdict = 'fails' if 'fails' in verdicts else 'holds' if set(verdicts) == {'holds'} else 'inconclusive'
-    order = sorted(range(len(parts)), key=lambda i: (_VERDICT_RANK[verdicts[i]], margin(parts[i][1], line, side)))
+    order = sorted(
+        range(len(parts)), key=lambda i: (_VERDICT_RANK[verdicts[i]], margin(parts[i][1], line, side))
+    )
     return verdict, parts[order[0]]
 
 # %% ../nbs/80_report.ipynb #900c8e04
 @dataclass
 class Claim:
     "One checked statement of the paper, as reproduced: its effect, a 95 % interval, the line and the verdict."
+
     table: str
     claim: str
     paper: str
@@ -169,46 +336,106 @@ class Claim:
     ci_high: float = math.nan
     line: float = math.nan
     side: str = '>='
-    verdict: str = ''     # '': judged from the interval against the line
-    ci: str = ''          # how the interval was computed
-    timed: bool = False   # about wall-clock time: no interval, reported, not asserted by the tests
+    verdict: str = ''  # '': judged from the interval against the line
+    ci: str = ''  # how the interval was computed
+    timed: bool = False  # about wall-clock time: no interval, reported, not asserted by the tests
     holds: bool = field(init=False)
 
     def __post_init__(self):
         _check_side(self.side)
-        if self.timed: self.ci_low = self.ci_high = self.effect
-        if not self.verdict: self.verdict = judge(self.ci_low, self.ci_high, self.line, self.side)
+        if self.timed:
+            self.ci_low = self.ci_high = self.effect
+        if not self.verdict:
+            self.verdict = judge(self.ci_low, self.ci_high, self.line, self.side)
         if self.verdict not in VERDICTS:
             raise ValueError(f"unknown verdict {self.verdict!r}; one of {VERDICTS}")
         self.holds = self.verdict == 'holds'
 
-CLAIM_COLUMNS = ['table', 'claim', 'paper', 'ours', 'effect', 'ci_low', 'ci_high', 'line', 'side', 'verdict', 'holds', 'ci', 'timed']
+
+CLAIM_COLUMNS = [
+    'table',
+    'claim',
+    'paper',
+    'ours',
+    'effect',
+    'ci_low',
+    'ci_high',
+    'line',
+    'side',
+    'verdict',
+    'holds',
+    'ci',
+    'timed',
+]
+
 
 def _read(out: Path, name: str) -> pd.DataFrame | None:
-    path = Path(out)/name
+    path = Path(out) / name
     return pd.read_csv(path) if path.exists() else None
+
 
 def _missing(table: str, what: str) -> Claim:
     "The claim that stands for a table or row the run did not write: it fails."
     return Claim(table, what, '', 'missing', verdict='fails', ci='not written')
 
-def _fmt(x) -> str: return f"{x:.3f}" if isinstance(x, (float, np.floating)) else str(x)
-def _pct(x) -> str: return f"{100 * x:.1f} %"   # fractions in the claims read as the paper's percentages
-def _ci_pct(low, high) -> str: return f"[{100 * low:.1f}, {100 * high:.1f}] %"
+
+def _fmt(x) -> str:
+    return f"{x:.3f}" if isinstance(x, (float, np.floating)) else str(x)
+
+
+def _pct(x) -> str:
+    return f"{100 * x:.1f} %"  # fractions in the claims read as the paper's percentages
+
+
+def _ci_pct(low, high) -> str:
+    return f"[{100 * low:.1f}, {100 * high:.1f}] %"
+
+
 def _ci_txt(low, high, sign: bool = True) -> str:
     return f"[{low:+.3f}, {high:+.3f}]" if sign else f"[{low:.3f}, {high:.3f}]"
+
 
 def _accuracy_claim(table: str, claim: str, paper: str, accuracy: float, n, line: float) -> Claim:
     "An accuracy against a line: the exact binomial interval over its `n` images (the point alone where n is not recorded)."
     if n is None or not np.isfinite(n):
-        return Claim(table, claim, paper, f'{_pct(accuracy)} (n not recorded)', accuracy, accuracy, accuracy, line, '>=',
-                     ci='none: n not recorded')
+        return Claim(
+            table,
+            claim,
+            paper,
+            f'{_pct(accuracy)} (n not recorded)',
+            accuracy,
+            accuracy,
+            accuracy,
+            line,
+            '>=',
+            ci='none: n not recorded',
+        )
     acc, low, high = binomial_ci(float(accuracy), int(n))
-    return Claim(table, claim, paper, f'{_pct(acc)} {_ci_pct(low, high)} of {int(n)}', acc, low, high, line, '>=',
-                 ci=f'exact binomial, n = {int(n)}')
+    return Claim(
+        table,
+        claim,
+        paper,
+        f'{_pct(acc)} {_ci_pct(low, high)} of {int(n)}',
+        acc,
+        low,
+        high,
+        line,
+        '>=',
+        ci=f'exact binomial, n = {int(n)}',
+    )
 
-def _parts_claim(table: str, claim: str, paper: str, parts: list[tuple], line: float, side: str, ci: str,
-                 name: str, extra: str = '') -> Claim:
+
+def _parts_claim(
+    table: str,
+    claim: str,
+    paper: str,
+    parts: list[tuple],
+    line: float,
+    side: str,
+    ci: str,
+    name: str,
+    extra: str = '',
+) -> Claim:
     "A claim over several parts (label, effect, low, high), judged part by part, showing its worst part (named `name` = label)."
     verdict, (label, effect, low, high) = judge_parts(parts, line, side)
     n_hold = sum(judge(lo, hi, line, side) == 'holds' for _, _, lo, hi in parts)
@@ -218,49 +445,108 @@ def _parts_claim(table: str, claim: str, paper: str, parts: list[tuple], line: f
 # %% ../nbs/80_report.ipynb #247bb1b4
 def _tokenizer_claim(t: pd.DataFrame, col: str, claim: str, line: float, shown: Callable) -> Claim:
     "A tokenizer metric against a line, with the interval `tokenizer_metrics.csv` gives it (`<col>_ci_low/high`), else the point."
-    row, prefix = t.iloc[0], {'psnr_db': 'psnr'}.get(col, col)   # psnr_ci_low, code_usage_ci_low, …
+    row, prefix = t.iloc[0], {'psnr_db': 'psnr'}.get(col, col)  # psnr_ci_low, code_usage_ci_low, …
     value, low, high = float(row[col]), row.get(f'{prefix}_ci_low'), row.get(f'{prefix}_ci_high')
     if low is None or high is None or not np.isfinite([low, high]).all():
-        return Claim('tokenizer', claim, '', shown(value), value, value, value, line, '>=', ci='none: no interval in the table')
-    return Claim('tokenizer', claim, '', f'{shown(value)} [{shown(low)}, {shown(high)}]', value, float(low), float(high),
-                 line, '>=', ci='tokenizer_metrics.csv')
+        return Claim(
+            'tokenizer',
+            claim,
+            '',
+            shown(value),
+            value,
+            value,
+            value,
+            line,
+            '>=',
+            ci='none: no interval in the table',
+        )
+    return Claim(
+        'tokenizer',
+        claim,
+        '',
+        f'{shown(value)} [{shown(low)}, {shown(high)}]',
+        value,
+        float(low),
+        float(high),
+        line,
+        '>=',
+        ci='tokenizer_metrics.csv',
+    )
+
 
 def claims_vqgm(out) -> list[Claim]:
     "The VQGM reconstructs and samples the world faithfully enough to study."
-    t, s, r = _read(out, 'tokenizer_metrics.csv'), _read(out, 'vqgm_samples.csv'), _read(out, 'evaluator_accuracy.csv')
+    t, s, r = (
+        _read(out, 'tokenizer_metrics.csv'),
+        _read(out, 'vqgm_samples.csv'),
+        _read(out, 'evaluator_accuracy.csv'),
+    )
     claims = []
-    if t is None: claims.append(_missing('tokenizer', 'tokenizer metrics written'))
+    if t is None:
+        claims.append(_missing('tokenizer', 'tokenizer metrics written'))
     else:
         claims.append(_tokenizer_claim(t, 'psnr_db', 'reconstruction PSNR ≥ 24 dB', 24, lambda v: f'{v:.2f}'))
-        claims.append(_tokenizer_claim(t, 'code_usage', '≥ 50 % of codes used', .5, _pct))
-    if r is None: claims.append(_missing('evaluators', 'evaluator accuracy written'))
+        claims.append(_tokenizer_claim(t, 'code_usage', '≥ 50 % of codes used', 0.5, _pct))
+    if r is None:
+        claims.append(_missing('evaluators', 'evaluator accuracy written'))
     else:
         for _, row in r.iterrows():
-            claims.append(_accuracy_claim('evaluators', f'{row.evaluator} top-1 ≥ 95 % on rendered images', '',
-                                          row.accuracy, row.get('n'), .95))
-    if s is None: claims.append(_missing('vqgm_samples', 'sample accuracy written'))
+            claims.append(
+                _accuracy_claim(
+                    'evaluators',
+                    f'{row.evaluator} top-1 ≥ 95 % on rendered images',
+                    '',
+                    row.accuracy,
+                    row.get('n'),
+                    0.95,
+                )
+            )
+    if s is None:
+        claims.append(_missing('vqgm_samples', 'sample accuracy written'))
     else:
         for _, row in s[s.concept == 'all'].iterrows():
-            claims.append(_accuracy_claim('vqgm_samples', f'{row.evaluator} top-1 ≥ 75 % on decoded samples',
-                                          'Acc 84.6–90.2 % (birds)', row.accuracy, row.get('n'), .75))
+            claims.append(
+                _accuracy_claim(
+                    'vqgm_samples',
+                    f'{row.evaluator} top-1 ≥ 75 % on decoded samples',
+                    'Acc 84.6–90.2 % (birds)',
+                    row.accuracy,
+                    row.get('n'),
+                    0.75,
+                )
+            )
     timing = _read(out, 'vqgm_timing.csv')
     if timing is not None and 'tokenizer_train_seconds' in timing:
-        cols = [c for c in timing.columns if c.endswith('_train_seconds') or c == 'predictor_tokenize_seconds']
+        cols = [
+            c for c in timing.columns if c.endswith('_train_seconds') or c == 'predictor_tokenize_seconds'
+        ]
         minutes = float(timing[cols].iloc[0].sum()) / 60
         where = 'GPU' if 'device' in timing and timing['device'].iloc[0] == 'cuda' else 'CPU'
         source = _read(out, 'world_vqgm.csv')
         shipped = source is not None and source.world_vqgm.iloc[0] == 'release'
         # a run on the shipped release trains nothing: the minutes are the release's, on the machine that trained it
         on = f" on {source.trained_on.iloc[0]}" if shipped and 'trained_on' in source else ''
-        claims.append(Claim('vqgm_budget', f'tokenizer + predictor + evaluators train in ≤ 20 min (tiny, {where})', '',
-                            f'{minutes:.1f} min' + (f' (the release, trained{on})' if shipped else ''),
-                            minutes, line=20, side='<=', ci='none: a wall time', timed=True))
+        claims.append(
+            Claim(
+                'vqgm_budget',
+                f'tokenizer + predictor + evaluators train in ≤ 20 min (tiny, {where})',
+                '',
+                f'{minutes:.1f} min' + (f' (the release, trained{on})' if shipped else ''),
+                minutes,
+                line=20,
+                side='<=',
+                ci='none: a wall time',
+                timed=True,
+            )
+        )
     return claims
+
 
 def claims_table1(out) -> list[Claim]:
     "IEMs recognise concepts from token embeddings (Table 1)."
     t = _read(out, 'table1_iem_accuracy.csv')
-    if t is None: return [_missing('table1', 'IEM accuracy written')]
+    if t is None:
+        return [_missing('table1', 'IEM accuracy written')]
     claims = []
     for arch in ('ce', 're'):
         row, paper = t[t.iem == arch], PAPER_TABLE1[PAPER_TABLE1.iem == arch].iloc[0]
@@ -269,61 +555,101 @@ def claims_table1(out) -> list[Claim]:
             continue
         row = row.iloc[0]
         n = row.get('n_test', row.get('n'))
-        claims.append(_accuracy_claim('table1', f'{arch.upper()} top-1 ≥ 80 %', _pct(paper.top1), row.top1, n, .8))
-        claims.append(_accuracy_claim('table1', f'{arch.upper()} top-5 ≥ 95 %', _pct(paper.top5), row.top5, n, .95))
+        claims.append(
+            _accuracy_claim('table1', f'{arch.upper()} top-1 ≥ 80 %', _pct(paper.top1), row.top1, n, 0.8)
+        )
+        claims.append(
+            _accuracy_claim('table1', f'{arch.upper()} top-5 ≥ 95 %', _pct(paper.top5), row.top5, n, 0.95)
+        )
     return claims
 
 # %% ../nbs/80_report.ipynb #fe9abcf3
-def _z() -> float: return float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+def _z() -> float:
+    return float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+
 
 def _fig4_parts(summary: pd.DataFrame, per_image: pd.DataFrame | None) -> tuple[list[tuple], str]:
     "Per n: (n, gap P(random) − P(tis), low, high), paired-bootstrapped over images, else from the summary's paired s.e."
     if per_image is not None and len(per_image):
-        parts = [(n, *bootstrap_ci(mean_difference, g.prob_random, g.prob_tis)) for n, g in per_image.groupby('n_masked')]
+        parts = [
+            (n, *bootstrap_ci(mean_difference, g.prob_random, g.prob_tis))
+            for n, g in per_image.groupby('n_masked')
+        ]
         return parts, f'paired bootstrap over {per_image.image.nunique()} images'
     p = summary.pivot_table(index='n_masked', columns='selection', values='prob')
     gap = p['random'] - p['tis']
     if 'gap_sem' in summary:
         se = summary[summary.selection == 'random'].set_index('n_masked')['gap_sem'].reindex(gap.index)
         if np.isfinite(se).all():
-            return [(n, g, g - _z() * s, g + _z() * s) for n, g, s in zip(gap.index, gap, se)], 'normal, paired s.e. (no per-image values)'
+            return [
+                (n, g, g - _z() * s, g + _z() * s) for n, g, s in zip(gap.index, gap, se)
+            ], 'normal, paired s.e. (no per-image values)'
     return [(n, g, g, g) for n, g in gap.items()], 'none: no per-image values'
+
 
 def claims_fig4(out) -> list[Claim]:
     "Masking the top-TIS tokens lowers the concept's probability more than masking random ones, at every n (Fig. 4)."
     f = _read(out, 'fig4_image_level_masking.csv')
-    if f is None: return [_missing('fig4', 'image-level masking written')]
+    if f is None:
+        return [_missing('fig4', 'image-level masking written')]
     per_image = _read(out, 'fig4_per_image.csv')
     claims = []
     for (iem, ev), g in f[f.iem.isin(['ce', 're'])].groupby(['iem', 'evaluator']):
         mine = None if per_image is None else per_image[(per_image.iem == iem) & (per_image.evaluator == ev)]
         parts, how = _fig4_parts(g, mine)
         last = parts[-1]
-        claims.append(_parts_claim('fig4', f'{iem.upper()}/{ev}: P(tis) < P(random) at every n', 'holds (ViT-B/16, B/32)',
-                                   parts, 0, '>', how, 'n', f'; {last[1]:+.3f} at n = {last[0]}'))
+        claims.append(
+            _parts_claim(
+                'fig4',
+                f'{iem.upper()}/{ev}: P(tis) < P(random) at every n',
+                'holds (ViT-B/16, B/32)',
+                parts,
+                0,
+                '>',
+                how,
+                'n',
+                f'; {last[1]:+.3f} at n = {last[0]}',
+            )
+        )
     return claims
 
+
 # the paper's evaluator beside each of ours (the world's CNN and ViT), and the paper's own under their torchvision names
-PAPER_EVALUATOR = {'cnn': ('resnet18', 'ResNet18'), 'vit': ('vit_b16', 'ViT-B/16'),
-                   'resnet18': ('resnet18', 'ResNet18'), 'resnet50': ('resnet50', 'ResNet50'),
-                   'vit_b_16': ('vit_b16', 'ViT-B/16'), 'vit_b_32': ('vit_b32', 'ViT-B/32')}
+PAPER_EVALUATOR = {
+    'cnn': ('resnet18', 'ResNet18'),
+    'vit': ('vit_b16', 'ViT-B/16'),
+    'resnet18': ('resnet18', 'ResNet18'),
+    'resnet50': ('resnet50', 'ResNet50'),
+    'vit_b_16': ('vit_b16', 'ViT-B/16'),
+    'vit_b_32': ('vit_b32', 'ViT-B/32'),
+}
+
 
 def _paper_t2_delta(ev: str) -> str:
     "The paper's Table 2 ΔAcc of CE / RE vs the frequency baseline under the evaluator that stands for `ev`."
-    if ev not in PAPER_EVALUATOR: return ''   # no paper cell stands for an evaluator of the user's own
+    if ev not in PAPER_EVALUATOR:
+        return ''  # no paper cell stands for an evaluator of the user's own
     key, name = PAPER_EVALUATOR[ev]
     d = PAPER_TABLE2[PAPER_TABLE2.evaluator == key].set_index('method').delta_acc
     return f"{100 * d['ce']:+.1f} % / {100 * d['re']:+.1f} % vs {100 * d['frequency']:+.1f} % ({name})"
 
-def _paired_by_image(per_image: pd.DataFrame, method: str, base: str, value: str) -> tuple[np.ndarray, np.ndarray]:
+
+def _paired_by_image(
+    per_image: pd.DataFrame, method: str, base: str, value: str
+) -> tuple[np.ndarray, np.ndarray]:
     "The `value` of `method` and of `base` on the same images, aligned by image."
-    w = per_image[per_image.method.isin([method, base])].pivot_table(index='image', columns='method', values=value)
+    w = per_image[per_image.method.isin([method, base])].pivot_table(
+        index='image', columns='method', values=value
+    )
     w = w.dropna()
     return w[method].to_numpy(), w[base].to_numpy()
 
+
 def _table2_claims(ev: str, arch: str, row, base, per_image: pd.DataFrame | None) -> list[Claim]:
     "Masked positions and ΔAcc of `arch` against the frequency baseline under evaluator `ev`, paired over images where recorded."
-    of = f' (of {row.masked_per_image / row.masked_fraction:.0f})' if row.get('masked_fraction', 0) > 0 else ''
+    of = (
+        f' (of {row.masked_per_image / row.masked_fraction:.0f})' if row.get('masked_fraction', 0) > 0 else ''
+    )
     mine = None if per_image is None else per_image[per_image.evaluator == ev]
     if mine is not None and {arch, 'frequency'} <= set(mine.method):
         n_img = mine.image.nunique()
@@ -334,33 +660,60 @@ def _table2_claims(ev: str, arch: str, row, base, per_image: pd.DataFrame | None
         masked = (row.masked_per_image - base.masked_per_image,) * 3
         acc = (row.delta_acc - base.delta_acc,) * 3
         how = 'none: no per-image values'
-    return [Claim('table2', f'{arch.upper()}/{ev}: fewer masked tokens than frequency', '42.2 / 40.6 vs 64.2 (of 256 positions)',
-                  f'{row.masked_per_image:.1f} vs {base.masked_per_image:.1f}{of}; difference {masked[0]:+.2f} '
-                  f'{_ci_txt(*masked[1:])}', *masked, 0, '<', ci=how),
-            Claim('table2', f'{arch.upper()}/{ev}: ΔAcc at least as low as frequency', _paper_t2_delta(ev),
-                  f'{100 * row.delta_acc:+.1f} % vs {100 * base.delta_acc:+.1f} %; difference {100 * acc[0]:+.1f} '
-                  f'[{100 * acc[1]:+.1f}, {100 * acc[2]:+.1f}] points', *acc, 0, '<=', ci=how)]
+    return [
+        Claim(
+            'table2',
+            f'{arch.upper()}/{ev}: fewer masked tokens than frequency',
+            '42.2 / 40.6 vs 64.2 (of 256 positions)',
+            f'{row.masked_per_image:.1f} vs {base.masked_per_image:.1f}{of}; difference {masked[0]:+.2f} '
+            f'{_ci_txt(*masked[1:])}',
+            *masked,
+            0,
+            '<',
+            ci=how,
+        ),
+        Claim(
+            'table2',
+            f'{arch.upper()}/{ev}: ΔAcc at least as low as frequency',
+            _paper_t2_delta(ev),
+            f'{100 * row.delta_acc:+.1f} % vs {100 * base.delta_acc:+.1f} %; difference {100 * acc[0]:+.1f} '
+            f'[{100 * acc[1]:+.1f}, {100 * acc[2]:+.1f}] points',
+            *acc,
+            0,
+            '<=',
+            ci=how,
+        ),
+    ]
+
 
 def claims_table2(out) -> list[Claim]:
     "T*_concept masks fewer tokens than the frequency baseline and lowers accuracy at least as much (Table 2)."
     t = _read(out, 'table2_concept_level_masking.csv')
-    if t is None: return [_missing('table2', 'concept-level masking written')]
+    if t is None:
+        return [_missing('table2', 'concept-level masking written')]
     per_image = _read(out, 'table2_per_image.csv')
     claims = []
     for ev, g in t.groupby('evaluator'):
         base = g[g.method == 'frequency']
-        if base.empty: continue
+        if base.empty:
+            continue
         for arch in ('ce', 're'):
             row = g[g.method == arch]
-            if row.empty: continue
+            if row.empty:
+                continue
             claims += _table2_claims(ev, arch, row.iloc[0], base.iloc[0], per_image)
     return claims or [_missing('table2', 'methods and baseline present')]
 
+
 def _gt_values(per_image: pd.DataFrame | None, iem: str) -> pd.DataFrame | None:
     "Per image: SmoothGrad's top-1 hit and the object's share of cells for `iem`, or None where not recorded."
-    if per_image is None: return None
-    g = per_image[(per_image.iem == iem) & (per_image.method == 'smoothgrad') & (per_image['mask'] == 'object')]
+    if per_image is None:
+        return None
+    g = per_image[
+        (per_image.iem == iem) & (per_image.method == 'smoothgrad') & (per_image['mask'] == 'object')
+    ]
     return g.set_index('image')[['hit', 'inside_share']] if len(g) else None
+
 
 def _gt_untrained_claim(who: str, row, untrained, trained_img, untrained_img) -> Claim:
     "Trained minus untrained pointing ratio on the same images, paired over images where recorded."
@@ -371,14 +724,23 @@ def _gt_untrained_claim(who: str, row, untrained, trained_img, untrained_img) ->
         how = f'paired bootstrap over {len(both)} images'
     else:
         effect, how = (row.ratio - untrained.ratio,) * 3, 'none: no per-image values'
-    return Claim('ground_truth', f'{who}SmoothGrad top-1 points at the object more often trained than untrained',
-                 '— (not measurable on ImageNet)', f'×{row.ratio:.2f} vs ×{untrained.ratio:.2f}; difference '
-                 f'{effect[0]:+.2f} {_ci_txt(*effect[1:])}', *effect, 0, '>', ci=how)
+    return Claim(
+        'ground_truth',
+        f'{who}SmoothGrad top-1 points at the object more often trained than untrained',
+        '— (not measurable on ImageNet)',
+        f'×{row.ratio:.2f} vs ×{untrained.ratio:.2f}; difference {effect[0]:+.2f} {_ci_txt(*effect[1:])}',
+        *effect,
+        0,
+        '>',
+        ci=how,
+    )
+
 
 def claims_ground_truth(out) -> list[Claim]:
     "Top-1 TIS positions fall on the object far more often than random positions (beyond the paper)."
     g = _read(out, 'gt_localization.csv')
-    if g is None: return [_missing('ground_truth', 'localization written')]
+    if g is None:
+        return [_missing('ground_truth', 'localization written')]
     per_image = _read(out, 'gt_per_image.csv')
     claims = []
     # the part-mask rows are reported in the table, not claimed: whether TIS finds the part is an open question
@@ -387,59 +749,102 @@ def claims_ground_truth(out) -> list[Claim]:
     for _, row in rows.iterrows():
         iem = row['iem'] if 'iem' in row else None
         who = f"{iem.upper()} " if iem else ''
-        mode = f'; {row.top1_mode_share:.0%} of top-1s on one cell' if 'top1_mode_share' in row else ''   # a map blind to the image
-        mode += f'; IEM accuracy {row.iem_accuracy:.0%} on these images' if 'iem_accuracy' in row else ''   # trained on samples, not on them
+        mode = (
+            f'; {row.top1_mode_share:.0%} of top-1s on one cell' if 'top1_mode_share' in row else ''
+        )  # a map blind to the image
+        mode += (
+            f'; IEM accuracy {row.iem_accuracy:.0%} on these images' if 'iem_accuracy' in row else ''
+        )  # trained on samples, not on them
         # the controls: a map that does not need training (the same IEM untrained, the centre of the grid) may point as well
-        untrained = obj[(obj.method == 'smoothgrad') & (obj.iem == f"{iem}_untrained")] if iem else obj.iloc[:0]
+        untrained = (
+            obj[(obj.method == 'smoothgrad') & (obj.iem == f"{iem}_untrained")] if iem else obj.iloc[:0]
+        )
         centre = obj[(obj.method == 'center_prior') & ((obj.iem == iem) if iem else True)]
-        controls = ''.join([f'; untrained ×{untrained.ratio.iloc[0]:.2f}' if len(untrained) else '',
-                            f'; centre prior ×{centre.ratio.iloc[0]:.2f}' if len(centre) else ''])
+        controls = ''.join(
+            [
+                f'; untrained ×{untrained.ratio.iloc[0]:.2f}' if len(untrained) else '',
+                f'; centre prior ×{centre.ratio.iloc[0]:.2f}' if len(centre) else '',
+            ]
+        )
         values = _gt_values(per_image, iem) if iem else None
         if values is not None:
-            ratio, how = bootstrap_ci(ratio_of_means, values.hit, values.inside_share), f'paired bootstrap over {len(values)} images'
+            ratio, how = (
+                bootstrap_ci(ratio_of_means, values.hit, values.inside_share),
+                f'paired bootstrap over {len(values)} images',
+            )
         else:
             ratio, how = (row.ratio,) * 3, 'none: no per-image values'
-        claims.append(Claim('ground_truth', f'{who}SmoothGrad top-1 inside the object mask ≥ 2.5× random', '— (not measurable on ImageNet)',
-                            f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f} {_ci_txt(*ratio[1:], sign=False)}'
-                            f'{mode}{controls})', *ratio, 2.5, '>=', ci=how))
+        claims.append(
+            Claim(
+                'ground_truth',
+                f'{who}SmoothGrad top-1 inside the object mask ≥ 2.5× random',
+                '— (not measurable on ImageNet)',
+                f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f} {_ci_txt(*ratio[1:], sign=False)}'
+                f'{mode}{controls})',
+                *ratio,
+                2.5,
+                '>=',
+                ci=how,
+            )
+        )
         if len(untrained):
-            claims.append(_gt_untrained_claim(who, row, untrained.iloc[0], values, _gt_values(per_image, f'{iem}_untrained')))
+            claims.append(
+                _gt_untrained_claim(
+                    who, row, untrained.iloc[0], values, _gt_values(per_image, f'{iem}_untrained')
+                )
+            )
     return claims or [_missing('ground_truth', 'smoothgrad row present')]
 
 # %% ../nbs/80_report.ipynb #4c4f5bc6
 def _paper_t5(iem: str, ev: str) -> tuple[str, str]:
     "The paper's Table 5 cells for `iem` under the evaluator that stands for `ev`: (P_targ ratio, ΔP_targ token selection vs embedding)."
-    if ev not in PAPER_EVALUATOR: return '', ''
+    if ev not in PAPER_EVALUATOR:
+        return '', ''
     key, name = PAPER_EVALUATOR[ev]
     t = PAPER_TABLE5[(PAPER_TABLE5.iem == iem) & (PAPER_TABLE5.evaluator == key)].set_index('method')
-    if t.empty: return '', ''
+    if t.empty:
+        return '', ''
     ts, emb = t.loc['token_selection'], t.loc['embedding']
-    return f"≈ {(ts.p_targ + ts.delta_p_targ) / ts.p_targ:.0f}× ({name})", f"{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}"
+    return (
+        f"≈ {(ts.p_targ + ts.delta_p_targ) / ts.p_targ:.0f}× ({name})",
+        f"{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}",
+    )
+
 
 def _table5_intervals(images: pd.DataFrame | None) -> tuple[tuple, tuple, str] | None:
     "(P_targ ratio of token selection, ΔP_targ token selection − embedding, how) over the same images, or None."
-    if images is None or not {'token_selection', 'embedding'} <= set(images.method): return None
+    if images is None or not {'token_selection', 'embedding'} <= set(images.method):
+        return None
     rise = images[images.method == 'token_selection'].assign(rise=lambda d: d.p_targ_after - d.p_targ_before)
     rise = rise.set_index('image')
-    other = images[images.method == 'embedding'].assign(rise=lambda d: d.p_targ_after - d.p_targ_before).set_index('image')
+    other = (
+        images[images.method == 'embedding']
+        .assign(rise=lambda d: d.p_targ_after - d.p_targ_before)
+        .set_index('image')
+    )
     both = rise[['rise']].join(other[['rise']].add_suffix('_emb'), how='inner')
     ratio = bootstrap_ci(ratio_of_means, rise.p_targ_after, rise.p_targ_before)
     delta = bootstrap_ci(mean_difference, both.rise, both.rise_emb)
     return ratio, delta, f'paired bootstrap over {len(both)} images'
 
+
 def claims_table5(out) -> list[Claim]:
     "Token selection raises the target's probability ≥ 5× and beats the embedding baseline (Table 5)."
     t = _read(out, 'table5_codebook_editing.csv')
-    if t is None: return [_missing('table5', 'editing table written')]
+    if t is None:
+        return [_missing('table5', 'editing table written')]
     per_image = _read(out, 'table5_codebook_editing_per_image.csv')
     where, setting = '', None
-    if 'mask_setting' in t:   # the issue's main setting: the mask over the part that tells a pair apart (the paper's central box is the second)
+    if (
+        'mask_setting' in t
+    ):  # the issue's main setting: the mask over the part that tells a pair apart (the paper's central box is the second)
         setting = 'part' if (t.mask_setting == 'part').any() else t.mask_setting.iloc[0]
         t, where = t[t.mask_setting == setting], f' ({setting} mask)'
     claims = []
     for (iem, ev), g in t.groupby(['iem', 'evaluator']):
         ts, emb = g[g.method == 'token_selection'], g[g.method == 'embedding']
-        if ts.empty or emb.empty: continue
+        if ts.empty or emb.empty:
+            continue
         ts, emb = ts.iloc[0], emb.iloc[0]
         images = None
         if per_image is not None:
@@ -448,68 +853,132 @@ def claims_table5(out) -> list[Claim]:
                 images = images[images.mask_setting == setting]
         judged = _table5_intervals(images)
         if judged is None:
-            judged = ((ts.p_targ_ratio,) * 3, (ts.delta_p_targ - emb.delta_p_targ,) * 3, 'none: no per-image values')
+            judged = (
+                (ts.p_targ_ratio,) * 3,
+                (ts.delta_p_targ - emb.delta_p_targ,) * 3,
+                'none: no per-image values',
+            )
         ratio, delta, how = judged
         paper_ratio, paper_delta = _paper_t5(iem, ev)
-        claims.append(Claim('table5', f'{iem.upper()}/{ev}{where}: token selection P_targ ≥ 5× its start', paper_ratio,
-                            f'×{ts.p_targ_ratio:.1f} [×{ratio[1]:.1f}, ×{ratio[2]:.1f}]', *ratio, 5, '>=', ci=how))
-        claims.append(Claim('table5', f'{iem.upper()}/{ev}{where}: ΔP_targ token selection > embedding', paper_delta,
-                            f'{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}; difference {delta[0]:+.3f} {_ci_txt(*delta[1:])}',
-                            *delta, 0, '>', ci=how))
+        claims.append(
+            Claim(
+                'table5',
+                f'{iem.upper()}/{ev}{where}: token selection P_targ ≥ 5× its start',
+                paper_ratio,
+                f'×{ts.p_targ_ratio:.1f} [×{ratio[1]:.1f}, ×{ratio[2]:.1f}]',
+                *ratio,
+                5,
+                '>=',
+                ci=how,
+            )
+        )
+        claims.append(
+            Claim(
+                'table5',
+                f'{iem.upper()}/{ev}{where}: ΔP_targ token selection > embedding',
+                paper_delta,
+                f'{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}; difference {delta[0]:+.3f} {_ci_txt(*delta[1:])}',
+                *delta,
+                0,
+                '>',
+                ci=how,
+            )
+        )
     return claims or [_missing('table5', 'both methods present')]
+
 
 def claims_table3(out) -> list[Claim]:
     "The binary IEMs tell each attribute pair's prompts apart (Table 3)."
     t3 = _read(out, 'table3_bias_iem_accuracy.csv')
-    if t3 is None: return [_missing('table3', 'binary IEM accuracy written')]
-    return [_accuracy_claim('table3', f'{row.attribute_pair}: binary IEM accuracy ≥ 95 %', '99.7 % / 99.95 %',
-                            row.accuracy, row.get('n'), .95) for _, row in t3.iterrows()]
+    if t3 is None:
+        return [_missing('table3', 'binary IEM accuracy written')]
+    return [
+        _accuracy_claim(
+            'table3',
+            f'{row.attribute_pair}: binary IEM accuracy ≥ 95 %',
+            '99.7 % / 99.95 %',
+            row.accuracy,
+            row.get('n'),
+            0.95,
+        )
+        for _, row in t3.iterrows()
+    ]
+
 
 def claims_bias(out) -> list[Claim]:
     "The audit finds the planted bias, and finds none when there is none (Table 4, calibration)."
     return claims_table4(out) + claims_calibration(out)
 
+
 def _implied(favoured_set, other_set) -> str:
     "'; share read by the sets 0.35 / 1.06' from the favoured share each attribute's set implies, or '' where not recorded."
-    if favoured_set is None or other_set is None or not np.isfinite([favoured_set, other_set]).all(): return ''
+    if favoured_set is None or other_set is None or not np.isfinite([favoured_set, other_set]).all():
+        return ''
     return f'; share read by the sets {favoured_set:.2f} / {other_set:.2f}'
+
 
 def _both_scales(delta: float) -> str:
     "'δ +0.400 (+0.200 on the paper's half scale)': a standard δ beside its eq. 15 value."
     return f"δ {delta:+.3f} ({paper_scale(delta):+.3f} on the paper's half scale)"
 
+
 def _paper_delta(printed: float, where: str = '') -> str:
     "The paper's δ as printed (half scale) and on the standard scale."
     return f"δ {printed:.3f} as printed (paper's half scale) = {standard_scale(printed):.3f} standard{where}"
 
+
 PAPER_DELTA_RANGE = "δ 0.26–0.46 as printed (paper's half scale) = 0.52–0.92 standard"
+
 
 def claims_table4(out) -> list[Claim]:
     "The favoured attribute's tokens are more frequent under the neutral prompt: standard δ ≥ 0.33 over its whole interval (Table 4)."
     t4 = _read(out, 'table4_bias_frequency.csv')
     claims = []
-    if t4 is None: claims.append(_missing('table4', 'bias frequencies written'))
+    if t4 is None:
+        claims.append(_missing('table4', 'bias frequencies written'))
     else:
-        if 'measure' in t4: t4 = t4[t4.measure == 'count']   # the paper's measure: raw counts per image
+        if 'measure' in t4:
+            t4 = t4[t4.measure == 'count']  # the paper's measure: raw counts per image
         for (pair, n), g in t4.groupby(['attribute_pair', 'top_n']):
-            if 'favoured' in g: g = g.sort_values('favoured', ascending=False)
-            fav, other = g.iloc[0], g.iloc[1]   # favoured attribute first
-            sets = (f"; sets resampled [{fav.delta_sets_low:+.3f}, {fav.delta_sets_high:+.3f}]"
-                    if 'delta_sets_low' in fav and np.isfinite(fav.delta_sets_low) else '')
+            if 'favoured' in g:
+                g = g.sort_values('favoured', ascending=False)
+            fav, other = g.iloc[0], g.iloc[1]  # favoured attribute first
+            sets = (
+                f"; sets resampled [{fav.delta_sets_low:+.3f}, {fav.delta_sets_high:+.3f}]"
+                if 'delta_sets_low' in fav and np.isfinite(fav.delta_sets_low)
+                else ''
+            )
             sets += _implied(fav.get('implied_share'), other.get('implied_share'))
-            paper = (_paper_delta(fav.paper_cliffs_delta, f' ({fav.paper_attribute}, top-{n})')
-                     if 'paper_cliffs_delta' in fav and np.isfinite(fav.paper_cliffs_delta) else PAPER_DELTA_RANGE)
-            claims.append(Claim('table4', f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33', paper,
-                                f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f} per image, {_both_scales(fav.cliffs_delta)} '
-                                f'{_ci_txt(fav.ci_low, fav.ci_high)}{sets}', fav.cliffs_delta, fav.ci_low, fav.ci_high, .33, '>=',
-                                ci="bootstrap of Cliff's δ (table)"))
+            paper = (
+                _paper_delta(fav.paper_cliffs_delta, f' ({fav.paper_attribute}, top-{n})')
+                if 'paper_cliffs_delta' in fav and np.isfinite(fav.paper_cliffs_delta)
+                else PAPER_DELTA_RANGE
+            )
+            claims.append(
+                Claim(
+                    'table4',
+                    f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33',
+                    paper,
+                    f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f} per image, {_both_scales(fav.cliffs_delta)} '
+                    f'{_ci_txt(fav.ci_low, fav.ci_high)}{sets}',
+                    fav.cliffs_delta,
+                    fav.ci_low,
+                    fav.ci_high,
+                    0.33,
+                    '>=',
+                    ci="bootstrap of Cliff's δ (table)",
+                )
+            )
     return claims
+
 
 def _delta_estimate(row) -> tuple[float, float, float]:
     "(δ, low, high) of a calibration row; the point alone where the table has no interval."
     low, high = row.get('ci_low', math.nan), row.get('ci_high', math.nan)
-    if not np.isfinite([low, high]).all(): low = high = row.cliffs_delta
+    if not np.isfinite([low, high]).all():
+        low = high = row.cliffs_delta
     return float(row.cliffs_delta), float(low), float(high)
+
 
 def _rise_claim(label: str, g: pd.DataFrame) -> Claim:
     "δ rises with the planted share at every top-n: each successive difference above 0 (normal interval of two estimates)."
@@ -518,47 +987,89 @@ def _rise_claim(label: str, g: pd.DataFrame) -> Claim:
         c = c.sort_values('planted_share')
         est = [_delta_estimate(r) for _, r in c.iterrows()]
         shares = c.planted_share.tolist()
-        parts += [(f'top-{n} {a:.2f}→{b:.2f}', *independent_difference_ci(ea, eb))
-                  for a, b, ea, eb in zip(shares, shares[1:], est, est[1:])]
+        parts += [
+            (f'top-{n} {a:.2f}→{b:.2f}', *independent_difference_ci(ea, eb))
+            for a, b, ea, eb in zip(shares, shares[1:], est, est[1:])
+        ]
         shown.append(f"top-{n}: " + ' → '.join(f'{e[0]:+.2f}' for e in est))
-    has_ci = {'ci_low', 'ci_high'} <= set(g.columns) and np.isfinite(g[['ci_low', 'ci_high']].to_numpy()).all()
-    how = ("normal approximation from each share's δ interval" if has_ci else 'none: no δ intervals in the table')
-    claim = _parts_claim('calibration', f'{label}: δ rises with the planted share at every top-n', '— (beyond the paper)',
-                         parts, 0, '>', how, 'step')
+    has_ci = {'ci_low', 'ci_high'} <= set(g.columns) and np.isfinite(
+        g[['ci_low', 'ci_high']].to_numpy()
+    ).all()
+    how = (
+        "normal approximation from each share's δ interval" if has_ci else 'none: no δ intervals in the table'
+    )
+    claim = _parts_claim(
+        'calibration',
+        f'{label}: δ rises with the planted share at every top-n',
+        '— (beyond the paper)',
+        parts,
+        0,
+        '>',
+        how,
+        'step',
+    )
     claim.ours = '; '.join(shown) + f' ({claim.ours})'
     return claim
+
 
 def claims_calibration(out) -> list[Claim]:
     "On planted mixes, δ is negligible at 50/50 and rises with the planted share (beyond the paper)."
     cal, claims = _read(out, 'bias_calibration.csv'), []
-    if cal is None: claims.append(_missing('calibration', 'calibration written'))
+    if cal is None:
+        claims.append(_missing('calibration', 'calibration written'))
     else:
-        if 'measure' in cal: cal = cal[cal.measure == 'count']
-        if 'calibration' not in cal: cal = cal.assign(calibration='finetuned_vqgm')
-        if 'attribute_pair' not in cal: cal = cal.assign(attribute_pair='')
+        if 'measure' in cal:
+            cal = cal[cal.measure == 'count']
+        if 'calibration' not in cal:
+            cal = cal.assign(calibration='finetuned_vqgm')
+        if 'attribute_pair' not in cal:
+            cal = cal.assign(attribute_pair='')
         for (kind, pair), g in cal.groupby(['calibration', 'attribute_pair'], sort=False):
             label = f"{pair} {CALIBRATION_LABELS.get(kind, kind)}".strip()
-            for _, row in g[np.isclose(g.planted_share, .5)].iterrows():
-                mix = (f' (sampled mix: {row.iem_share:.0%} favoured, by the binary IEM)'   # a fine-tuned VQGM need not sample its plan
-                       if 'iem_share' in row and np.isfinite(row.iem_share) else '')
+            for _, row in g[np.isclose(g.planted_share, 0.5)].iterrows():
+                mix = (
+                    f' (sampled mix: {row.iem_share:.0%} favoured, by the binary IEM)'  # a fine-tuned VQGM need not sample its plan
+                    if 'iem_share' in row and np.isfinite(row.iem_share)
+                    else ''
+                )
                 mix += _implied(row.get('implied_share_favoured'), row.get('implied_share_other'))
                 delta = _delta_estimate(row)
                 has_ci = bool(np.isfinite([row.get('ci_low', math.nan), row.get('ci_high', math.nan)]).all())
-                claims.append(Claim('calibration', f'{label}, 50/50, top-{row.top_n}: |δ| < 0.147', '— (beyond the paper)',
-                                    f'{row.cliffs_delta:+.4f} {_ci_txt(*delta[1:])}{mix}', *delta, .147, 'abs<',
-                                    ci="bootstrap of Cliff's δ (table)" if has_ci else 'none: no δ interval in the table'))
-            if g.planted_share.nunique() > 1: claims.append(_rise_claim(label, g))
+                claims.append(
+                    Claim(
+                        'calibration',
+                        f'{label}, 50/50, top-{row.top_n}: |δ| < 0.147',
+                        '— (beyond the paper)',
+                        f'{row.cliffs_delta:+.4f} {_ci_txt(*delta[1:])}{mix}',
+                        *delta,
+                        0.147,
+                        'abs<',
+                        ci="bootstrap of Cliff's δ (table)" if has_ci else 'none: no δ interval in the table',
+                    )
+                )
+            if g.planted_share.nunique() > 1:
+                claims.append(_rise_claim(label, g))
     return claims
+
 
 CALIBRATION_LABELS = {'finetuned_vqgm': 'fine-tuned VQGM', 'prompt_mixture': 'prompt mixture'}
 
-CLAIM_CHECKS: list[Callable] = [claims_vqgm, claims_table1, claims_fig4, claims_table2, claims_ground_truth, claims_table5,
-                                claims_table3, claims_bias]
+CLAIM_CHECKS: list[Callable] = [
+    claims_vqgm,
+    claims_table1,
+    claims_fig4,
+    claims_table2,
+    claims_ground_truth,
+    claims_table5,
+    claims_table3,
+    claims_bias,
+]
 # On the paper's VQGAN: the paper's own claims. The decoded-sample and Table 1 thresholds were set for the concept world
 # (the paper's Table 1 is 53 % top-1 on 1000 classes), and the ground truth and calibration need the world's truth.
 VQGAN_CLAIM_CHECKS: list[Callable] = [claims_fig4, claims_table2, claims_table5]
 # Tables 3-4 audit DALL-E mini: checked only in a run that was given one (--min-dalle), not listed as missing otherwise
 DALLE_CLAIM_CHECKS: list[Callable] = [claims_table3, claims_table4]
+
 
 def collect_claims(out, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Every claim checked against the CSVs in `out`, one row each (`CLAIM_COLUMNS`)."
@@ -566,47 +1077,78 @@ def collect_claims(out, checks: list[Callable] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 # %% ../nbs/80_report.ipynb #9433b521
-TABLES = [('Tokenizer', 'tokenizer_metrics.csv', None), ('Evaluators on rendered images', 'evaluator_accuracy.csv', None),
-          ('VQGM samples judged by the evaluators', 'vqgm_samples.csv', None),
-          ('Table 1 — IEM accuracy', 'table1_iem_accuracy.csv', PAPER_TABLE1),
-          ('Fig. 4 — image-level masking', 'fig4_image_level_masking.csv', None),
-          ('Table 2 — concept-level masking', 'table2_concept_level_masking.csv', PAPER_TABLE2),
-          ('Ground truth localization (beyond the paper)', 'gt_localization.csv', None),
-          ('Fig. 4 ranked by other attributions (beyond the paper)', 'fig4_rankings.csv', None),
-          ('Table 5 — codebook-level editing', 'table5_codebook_editing.csv', PAPER_TABLE5),
-          ('Table 3 — bias IEM accuracy', 'table3_bias_iem_accuracy.csv', PAPER_TABLE3),
-          ('Table 4 — token frequency and Cliff\'s δ', 'table4_bias_frequency.csv', PAPER_TABLE4),
-          ('Bias calibration (beyond the paper)', 'bias_calibration.csv', None),
-          ('How the binary IEMs read a known mix (beyond the paper)', 'bias_iem_reading.csv', None)]
+TABLES = [
+    ('Tokenizer', 'tokenizer_metrics.csv', None),
+    ('Evaluators on rendered images', 'evaluator_accuracy.csv', None),
+    ('VQGM samples judged by the evaluators', 'vqgm_samples.csv', None),
+    ('Table 1 — IEM accuracy', 'table1_iem_accuracy.csv', PAPER_TABLE1),
+    ('Fig. 4 — image-level masking', 'fig4_image_level_masking.csv', None),
+    ('Table 2 — concept-level masking', 'table2_concept_level_masking.csv', PAPER_TABLE2),
+    ('Ground truth localization (beyond the paper)', 'gt_localization.csv', None),
+    ('Fig. 4 ranked by other attributions (beyond the paper)', 'fig4_rankings.csv', None),
+    ('Table 5 — codebook-level editing', 'table5_codebook_editing.csv', PAPER_TABLE5),
+    ('Table 3 — bias IEM accuracy', 'table3_bias_iem_accuracy.csv', PAPER_TABLE3),
+    ('Table 4 — token frequency and Cliff\'s δ', 'table4_bias_frequency.csv', PAPER_TABLE4),
+    ('Bias calibration (beyond the paper)', 'bias_calibration.csv', None),
+    ('How the binary IEMs read a known mix (beyond the paper)', 'bias_iem_reading.csv', None),
+]
 
-MD_MAX_ROWS = 150   # rows of a table REPORT.md shows; the CSV has them all
+MD_MAX_ROWS = 150  # rows of a table REPORT.md shows; the CSV has them all
+
 
 def _md_table(df: pd.DataFrame, max_rows: int = MD_MAX_ROWS, source: str | None = None) -> str:
     n = len(df)
     df = df.head(max_rows)
-    cell = lambda v: (f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)).replace('|', r'\|')   # |δ| in a claim
-    lines = ['| ' + ' | '.join(map(cell, df.columns)) + ' |', '|' + '---|'*len(df.columns)]
+    cell = lambda v: (f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)).replace(
+        '|', r'\|'
+    )  # |δ| in a claim
+    lines = ['| ' + ' | '.join(map(cell, df.columns)) + ' |', '|' + '---|' * len(df.columns)]
     lines += ['| ' + ' | '.join(cell(v) for v in row) + ' |' for row in df.itertuples(index=False)]
-    if n > max_rows: lines += ['', f"_first {max_rows} of {n} rows; all of them in {source or 'the CSV'}_"]   # never cut a table silently
+    if n > max_rows:
+        lines += [
+            '',
+            f"_first {max_rows} of {n} rows; all of them in {source or 'the CSV'}_",
+        ]  # never cut a table silently
     return '\n'.join(lines)
+
 
 VERDICT_LABELS = {'holds': '✅ holds', 'fails': '❌ fails', 'inconclusive': '❔ inconclusive'}
 MISSING_LABEL = '❌ does not hold: not written'
 
-def _num(x) -> str: return f'{x:.4g}' if np.isfinite(x) else '—'
-def _line(side: str, line: float) -> str: return f'{SIDES[side]} {line:.4g}' if np.isfinite(line) else '—'
+
+def _num(x) -> str:
+    return f'{x:.4g}' if np.isfinite(x) else '—'
+
+
+def _line(side: str, line: float) -> str:
+    return f'{SIDES[side]} {line:.4g}' if np.isfinite(line) else '—'
+
 
 def _interval(low: float, high: float) -> str:
     return f'[{_num(low)}, {_num(high)}]' if np.isfinite([low, high]).all() else '—'
 
+
 def claims_markdown(claims: pd.DataFrame) -> str:
     "The claims as REPORT.md shows them: ours, effect, 95 % interval, line and verdict."
-    verdict = [MISSING_LABEL if o == 'missing' else VERDICT_LABELS[v] for o, v in zip(claims.ours, claims.verdict)]
-    shown = pd.DataFrame({'table': claims.table, 'claim': claims.claim, 'paper': claims.paper, 'ours': claims.ours,
-                          'effect': claims.effect.map(_num), '95 % CI': [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
-                          'line': [_line(s, l) for s, l in zip(claims.side, claims.line)], 'verdict': verdict,
-                          'interval': claims.ci, 'timed': claims.timed.map({True: 'wall time', False: ''})})
+    verdict = [
+        MISSING_LABEL if o == 'missing' else VERDICT_LABELS[v] for o, v in zip(claims.ours, claims.verdict)
+    ]
+    shown = pd.DataFrame(
+        {
+            'table': claims.table,
+            'claim': claims.claim,
+            'paper': claims.paper,
+            'ours': claims.ours,
+            'effect': claims.effect.map(_num),
+            '95 % CI': [_interval(lo, hi) for lo, hi in zip(claims.ci_low, claims.ci_high)],
+            'line': [_line(s, l) for s, l in zip(claims.side, claims.line)],
+            'verdict': verdict,
+            'interval': claims.ci,
+            'timed': claims.timed.map({True: 'wall time', False: ''}),
+        }
+    )
     return _md_table(shown, 200)
+
 
 def verdict_counts(verdicts: pd.Series) -> str:
     "'3 of 5 claims hold, 1 fails and 1 is inconclusive.'"
@@ -615,39 +1157,66 @@ def verdict_counts(verdicts: pd.Series) -> str:
     inc = f"{n['inconclusive']} {'is' if n['inconclusive'] == 1 else 'are'} inconclusive"
     return f"{n['holds']} of {len(verdicts)} claims hold, {fail} and {inc}."
 
+
 def _both_delta_scales(t: pd.DataFrame, printed: bool) -> pd.DataFrame:
     "A Table 4 with Cliff's δ on both scales: the paper's as printed (half) and doubled; ours (standard) and halved."
-    if 'cliffs_delta' not in t: return t
+    if 'cliffs_delta' not in t:
+        return t
     t = t.copy()
     at = list(t.columns).index('cliffs_delta') + 1
-    if printed: t.insert(at, 'cliffs_delta_standard', standard_scale(t.cliffs_delta.to_numpy()))
-    else: t.insert(at, 'cliffs_delta_paper_half_scale', paper_scale(t.cliffs_delta.to_numpy()))
+    if printed:
+        t.insert(at, 'cliffs_delta_standard', standard_scale(t.cliffs_delta.to_numpy()))
+    else:
+        t.insert(at, 'cliffs_delta_paper_half_scale', paper_scale(t.cliffs_delta.to_numpy()))
     return t
 
-TABLE4_SCALES = ("Cliff's δ: ours is the standard δ (±1), on which Romano's thresholds 0.147 / 0.33 / 0.474 are defined; "
-                 "the paper prints half of it (eq. 15, ±0.5). Both tables show both scales.")
 
-OVERVIEW_PANELS = [('fig_world_concepts.png', '(a) the concept world: 10 concepts in 5 pairs that differ by one part; bottom row: object and part masks'),
-                   ('explorer_concept.png', '(b) one concept through CORTEX: its T*_concept tokens, TIS maps of its samples, its codebook prototype beside training samples'),
-                   ('fig4_image_level_masking.png', '(c) Fig. 4: the evaluators\' probability of the true concept as the highest-TIS tokens (solid) or random ones (dashed) are masked')]
+TABLE4_SCALES = (
+    "Cliff's δ: ours is the standard δ (±1), on which Romano's thresholds 0.147 / 0.33 / 0.474 are defined; "
+    "the paper prints half of it (eq. 15, ±0.5). Both tables show both scales."
+)
+
+OVERVIEW_PANELS = [
+    (
+        'fig_world_concepts.png',
+        '(a) the concept world: 10 concepts in 5 pairs that differ by one part; bottom row: object and part masks',
+    ),
+    (
+        'explorer_concept.png',
+        '(b) one concept through CORTEX: its T*_concept tokens, TIS maps of its samples, its codebook prototype beside training samples',
+    ),
+    (
+        'fig4_image_level_masking.png',
+        '(c) Fig. 4: the evaluators\' probability of the true concept as the highest-TIS tokens (solid) or random ones (dashed) are masked',
+    ),
+]
+
 
 def overview_figure(out, panels=OVERVIEW_PANELS, name: str = 'fig_overview.png') -> Path | None:
     "Stack the `panels` (file, caption) found in `out` into one captioned figure `out/name`; None if none exist."
     import matplotlib.pyplot as plt
+
     out = Path(out)
-    found = [(plt.imread(out/f), cap) for f, cap in panels if (out/f).exists()]
-    if not found: return None
+    found = [(plt.imread(out / f), cap) for f, cap in panels if (out / f).exists()]
+    if not found:
+        return None
     heights = [img.shape[0] / img.shape[1] for img, _ in found]
-    fig, axes = plt.subplots(len(found), 1, figsize=(10, 10 * sum(heights) + .35 * len(found)),
-                             gridspec_kw={'height_ratios': heights}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(found),
+        1,
+        figsize=(10, 10 * sum(heights) + 0.35 * len(found)),
+        gridspec_kw={'height_ratios': heights},
+        squeeze=False,
+    )
     for ax, (img, cap) in zip(axes[:, 0], found):
         ax.imshow(img)
         ax.axis('off')
         ax.set_title(cap, fontsize=9, loc='left')
     fig.tight_layout()
-    save_figure(fig, out/name, dpi=110)
+    save_figure(fig, out / name, dpi=110)
     plt.close(fig)
-    return out/name
+    return out / name
+
 
 def _vqgm_source_text(source) -> str:
     "'world VQGM: release 1a2b… (trained on …)' or 'world VQGM: retrained' from a row of `world_vqgm.csv`."
@@ -656,73 +1225,140 @@ def _vqgm_source_text(source) -> str:
         return f"world VQGM: release {source['release_id']}{trained}"
     return 'world VQGM: retrained'
 
+
 def run_summary(out, preset: str = 'tiny') -> str:
     "One line saying which run this is: seed, device and each notebook's wall time (from the runner's `.state/` and `vqgm_timing.csv`)."
     out, parts, states = Path(out), [], {}
-    for f in sorted((out/'.state').glob('*.json')):
-        try: state = json.loads(f.read_text())
-        except (OSError, ValueError): continue
-        if isinstance(state, dict): states[f.stem] = state   # a stray file is skipped, not fatal
-    try: default_seed = get_preset(preset).seed
-    except ValueError: default_seed = "the preset's"
+    for f in sorted((out / '.state').glob('*.json')):
+        try:
+            state = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(state, dict):
+            states[f.stem] = state  # a stray file is skipped, not fatal
+    try:
+        default_seed = get_preset(preset).seed
+    except ValueError:
+        default_seed = "the preset's"
     seeds = {(s.get('parameters') or {}).get('seed') for s in states.values()}
-    if seeds: parts.append('seed ' + '/'.join(sorted(str(default_seed if s is None else s) for s in seeds)))
-    source = _read(out, 'world_vqgm.csv')   # which world VQGM was explained (01_vqgm)
-    if source is not None and len(source): parts.append(_vqgm_source_text(source.iloc[0]))
+    if seeds:
+        parts.append('seed ' + '/'.join(sorted(str(default_seed if s is None else s) for s in seeds)))
+    source = _read(out, 'world_vqgm.csv')  # which world VQGM was explained (01_vqgm)
+    if source is not None and len(source):
+        parts.append(_vqgm_source_text(source.iloc[0]))
     timing = _read(out, 'vqgm_timing.csv')
-    if timing is not None and 'device' in timing: parts.append(str(timing.device.iloc[0]))
-    machines = sorted({s['machine'] for s in states.values() if isinstance(s.get('machine'), str) and s['machine']})
-    if machines: parts.append(' + '.join(machines))
+    if timing is not None and 'device' in timing:
+        parts.append(str(timing.device.iloc[0]))
+    machines = sorted(
+        {s['machine'] for s in states.values() if isinstance(s.get('machine'), str) and s['machine']}
+    )
+    if machines:
+        parts.append(' + '.join(machines))
     secs = {k: s['seconds'] for k, s in states.items() if isinstance(s.get('seconds'), (int, float))}
-    if secs: parts.append(f"notebooks {sum(secs.values()) / 60:.1f} min (" + ', '.join(f'{k[:2]} {v:.0f} s' for k, v in secs.items()) + ')')
+    if secs:
+        parts.append(
+            f"notebooks {sum(secs.values()) / 60:.1f} min ("
+            + ', '.join(f'{k[:2]} {v:.0f} s' for k, v in secs.items())
+            + ')'
+        )
     return '_Run: ' + ' · '.join(parts) + '_' if parts else '_Run: no record of the notebooks in this folder_'
 
-def write_report(out, preset: str = 'tiny', note: str | None = None, checks: list[Callable] | None = None) -> Path:
+
+def write_report(
+    out, preset: str = 'tiny', note: str | None = None, checks: list[Callable] | None = None
+) -> Path:
     "Write `out/REPORT.md`: paper vs ours for every table, the claims (`checks`, default all), and every figure (the overview first); `note` under the run line."
     out = Path(out)
     claims = collect_claims(out, checks)
     overview = overview_figure(out)
-    md = [f"# CORTEX reproduction — preset `{preset}`", '', run_summary(out, preset), '', *([f'_{note}_', ''] if note else [])]
-    if overview is not None: md += [f'![overview]({overview.name})', '']
-    md += [verdict_counts(claims.verdict), '', '## Claims', '',
-           'Each effect with its 95 % interval (`interval` says how it was computed): ✅ the interval lies on the claimed side '
-           'of the line, ❌ wholly on the other side, ❔ it straddles the line.', '', claims_markdown(claims), '']
+    md = [
+        f"# CORTEX reproduction — preset `{preset}`",
+        '',
+        run_summary(out, preset),
+        '',
+        *([f'_{note}_', ''] if note else []),
+    ]
+    if overview is not None:
+        md += [f'![overview]({overview.name})', '']
+    md += [
+        verdict_counts(claims.verdict),
+        '',
+        '## Claims',
+        '',
+        'Each effect with its 95 % interval (`interval` says how it was computed): ✅ the interval lies on the claimed side '
+        'of the line, ❌ wholly on the other side, ❔ it straddles the line.',
+        '',
+        claims_markdown(claims),
+        '',
+    ]
     for title, name, paper in TABLES:
         md += [f'## {title}', '']
         ours = _read(out, name)
-        if ours is not None and len(ours) > MD_MAX_ROWS and 'concept' in ours and (ours.concept == 'all').any():
-            ours = ours[ours.concept == 'all']   # a row per class of 1000 would bury the totals
+        if (
+            ours is not None
+            and len(ours) > MD_MAX_ROWS
+            and 'concept' in ours
+            and (ours.concept == 'all').any()
+        ):
+            ours = ours[ours.concept == 'all']  # a row per class of 1000 would bury the totals
         if name == 'table4_bias_frequency.csv':
             md += [TABLE4_SCALES, '']
             ours = None if ours is None else _both_delta_scales(ours, printed=False)
             paper = _both_delta_scales(paper, printed=True)
-        md += [f'Ours (`{name}`):', '', _md_table(ours, source=f'`{name}`') if ours is not None else '_not written by this run_', '']
-        if paper is not None: md += ['Paper:', '', _md_table(paper), '']
+        md += [
+            f'Ours (`{name}`):',
+            '',
+            _md_table(ours, source=f'`{name}`') if ours is not None else '_not written by this run_',
+            '',
+        ]
+        if paper is not None:
+            md += ['Paper:', '', _md_table(paper), '']
     md += ['## Figures', '']
     for png in sorted(out.glob('*.png')):
-        if overview is not None and png == overview: continue   # already at the top
+        if overview is not None and png == overview:
+            continue  # already at the top
         md += [f'### {png.stem}', '', f'![{png.stem}]({png.name})', '']
-    with atomic_write(out/'REPORT.md') as f: f.write('\n'.join(md))
-    return out/'REPORT.md'
+    with atomic_write(out / 'REPORT.md') as f:
+        f.write('\n'.join(md))
+    return out / 'REPORT.md'
 
 # %% ../nbs/80_report.ipynb #1fd4a6c7
-_REPLICATE_COLUMNS = ('table', 'claim', 'paper', 'line', 'side', 'pooled_effect', 'pooled_ci_low', 'pooled_ci_high',
-                      'holds_in', 'n_runs', 'pooled_verdict')
+_REPLICATE_COLUMNS = (
+    'table',
+    'claim',
+    'paper',
+    'line',
+    'side',
+    'pooled_effect',
+    'pooled_ci_low',
+    'pooled_ci_high',
+    'holds_in',
+    'n_runs',
+    'pooled_verdict',
+)
+
 
 def _named_runs(outs: dict | list) -> dict:
     "{run name: folder}: a dict as given, a list named by folder names, which must then differ."
-    if isinstance(outs, dict): named = dict(outs)
+    if isinstance(outs, dict):
+        named = dict(outs)
     else:
         names = [Path(o).name for o in outs]
         same = sorted({n for n in names if names.count(n) > 1})
-        if same: raise ValueError(f"runs {same} share a folder name; pass {{name: folder}} to tell them apart")
+        if same:
+            raise ValueError(f"runs {same} share a folder name; pass {{name: folder}} to tell them apart")
         named = dict(zip(names, outs))
-    if len(named) < 1: raise ValueError("no runs given")
+    if len(named) < 1:
+        raise ValueError("no runs given")
     # a run's verdict column is named after it
     reserved = set(_REPLICATE_COLUMNS) | {f'{n} verdict' for n in named}
     clash = sorted(set(named) & reserved)
-    if clash: raise ValueError(f"run name(s) {clash} are column names of the table; pass {{name: folder}} with other names")
+    if clash:
+        raise ValueError(
+            f"run name(s) {clash} are column names of the table; pass {{name: folder}} with other names"
+        )
     return named
+
 
 def pooled_interval(effects, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     "(mean, low, high): the t-interval of the mean of effects across runs (needs two or more finite effects)."
@@ -732,52 +1368,86 @@ def pooled_interval(effects, confidence: float = CONFIDENCE) -> tuple[float, flo
     mean, half = e.mean(), stats.t.ppf(0.5 + confidence / 2, len(e) - 1) * e.std(ddof=1) / math.sqrt(len(e))
     return float(mean), float(mean - half), float(mean + half)
 
+
 def _pool(group: pd.DataFrame) -> pd.Series:
     "One claim's runs (rows of collect_claims with a `run` column) pooled: effect, interval, verdict, runs it holds in."
     first = group.iloc[0]
     effects = group.effect.to_numpy(dtype=float)
     finite = np.isfinite(effects)
     same = finite.sum() >= 2 and np.ptp(effects[finite]) == 0
-    if finite.sum() >= 2 and not same: mean, low, high = pooled_interval(effects[finite])
+    if finite.sum() >= 2 and not same:
+        mean, low, high = pooled_interval(effects[finite])
     elif finite.sum() >= 1:
         # one run, or runs that share the measurement (the shipped VQGM's own claims): that run's interval
         one = group[finite].iloc[0]
         mean, low, high = one.effect, one.ci_low, one.ci_high
-    else: mean = low = high = math.nan
-    if finite.any(): verdict = judge(low, high, first.line, first.side)
+    else:
+        mean = low = high = math.nan
+    if finite.any():
+        verdict = judge(low, high, first.line, first.side)
     # written by no run: as the runs say
-    else: verdict = 'fails' if (group.verdict == 'fails').all() else 'inconclusive'
-    return pd.Series({'paper': first.paper, 'line': first.line, 'side': first.side, 'pooled_effect': mean,
-                      'pooled_ci_low': low, 'pooled_ci_high': high, 'holds_in': int(group.holds.sum()),
-                      'n_runs': len(group), 'pooled_verdict': verdict})
+    else:
+        verdict = 'fails' if (group.verdict == 'fails').all() else 'inconclusive'
+    return pd.Series(
+        {
+            'paper': first.paper,
+            'line': first.line,
+            'side': first.side,
+            'pooled_effect': mean,
+            'pooled_ci_low': low,
+            'pooled_ci_high': high,
+            'holds_in': int(group.holds.sum()),
+            'n_runs': len(group),
+            'pooled_verdict': verdict,
+        }
+    )
+
 
 def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) -> pd.DataFrame:
     "Claims of several runs (`{name: out}` or a list of outs) pooled: each run's effect and verdict, the t-interval across runs."
     outs = _named_runs(outs)
     for name, o in outs.items():
-        if not Path(o).is_dir(): raise FileNotFoundError(f"run {name!r}: no output folder {o}")
+        if not Path(o).is_dir():
+            raise FileNotFoundError(f"run {name!r}: no output folder {o}")
     runs = {name: collect_claims(o, checks) for name, o in outs.items()}
     every = pd.concat([c.assign(run=name) for name, c in runs.items()], ignore_index=True)
-    order = list(dict.fromkeys(zip(every.table, every.claim)))   # claims in the order the runs list them
+    order = list(dict.fromkeys(zip(every.table, every.claim)))  # claims in the order the runs list them
     pooled = every.groupby(['table', 'claim'], sort=False).apply(_pool, include_groups=False)
     effects = every.pivot_table(index=['table', 'claim'], columns='run', values='effect', aggfunc='first')
     verdicts = every.pivot_table(index=['table', 'claim'], columns='run', values='verdict', aggfunc='first')
     table = pooled.join(effects.reindex(columns=list(runs)))
     table = table.join(verdicts.reindex(columns=list(runs)).add_suffix(' verdict')).reindex(order)
-    head = ['paper', 'line', 'side', *runs, 'pooled_effect', 'pooled_ci_low', 'pooled_ci_high', 'holds_in', 'n_runs', 'pooled_verdict']
+    head = [
+        'paper',
+        'line',
+        'side',
+        *runs,
+        'pooled_effect',
+        'pooled_ci_low',
+        'pooled_ci_high',
+        'holds_in',
+        'n_runs',
+        'pooled_verdict',
+    ]
     return table[head + [f'{r} verdict' for r in runs]].reset_index()
+
 
 def _replicates_markdown(table: pd.DataFrame, runs: list[str]) -> str:
     "The pooled claims as REPLICATES.md shows them: each run's effect with its verdict's mark, the pooled interval and verdict."
     mark = {v: label.split()[0] for v, label in VERDICT_LABELS.items()}
-    shown = table[['table', 'claim', 'paper']].assign(line=[_line(s, l) for s, l in zip(table.side, table.line)])
+    shown = table[['table', 'claim', 'paper']].assign(
+        line=[_line(s, l) for s, l in zip(table.side, table.line)]
+    )
     for r in runs:
         shown[r] = [f'{_num(e)} {mark.get(v, "—")}' for e, v in zip(table[r], table[f'{r} verdict'])]
     shown['pooled'] = table.pooled_effect.map(_num)
-    shown['95 % CI across runs'] = [_interval(lo, hi) for lo, hi in zip(table.pooled_ci_low, table.pooled_ci_high)]
+    shown['95 % CI across runs'] = [
+        _interval(lo, hi) for lo, hi in zip(table.pooled_ci_low, table.pooled_ci_high)
+    ]
     shown['holds in'] = [f'{k} of {n}' for k, n in zip(table.holds_in, table.n_runs)]
     shown['pooled verdict'] = table.pooled_verdict.map(VERDICT_LABELS)
     return _md_table(shown, 200)
+
 
 def write_replicates_report(outs: dict | list, path, checks: list[Callable] | None = None) -> Path:
     "Write `path` (markdown) and its `.csv` beside it: the claims of several runs pooled, and how many hold, fail, are inconclusive."
@@ -786,39 +1456,63 @@ def write_replicates_report(outs: dict | list, path, checks: list[Callable] | No
     n = len(runs)
     every, none = int((table.holds_in == table.n_runs).sum()), int((table.holds_in == 0).sum())
     pooled = verdict_counts(table.pooled_verdict).replace('claims hold', 'claims hold pooled')
-    md = [f'# CORTEX replicates: {n} runs', '', 'Runs: ' + ', '.join(f'`{r}`' for r in runs), '',
-          f'Pooled over the runs (t-interval across runs): {pooled}', '',
-          f'Run by run: of {len(table)} claims, {every} hold in every run, {len(table) - every - none} in some and {none} in none. '
-          'A claim that holds in some runs only sits inside the spread of equally good trainings.', '',
-          _replicates_markdown(table, runs), '']
+    md = [
+        f'# CORTEX replicates: {n} runs',
+        '',
+        'Runs: ' + ', '.join(f'`{r}`' for r in runs),
+        '',
+        f'Pooled over the runs (t-interval across runs): {pooled}',
+        '',
+        f'Run by run: of {len(table)} claims, {every} hold in every run, {len(table) - every - none} in some and {none} in none. '
+        'A claim that holds in some runs only sits inside the spread of equally good trainings.',
+        '',
+        _replicates_markdown(table, runs),
+        '',
+    ]
     path = Path(path)
-    with atomic_write(path) as f: f.write('\n'.join(md))
-    with atomic_write(path.with_suffix('.csv')) as f: table.to_csv(f, index=False)
+    with atomic_write(path) as f:
+        f.write('\n'.join(md))
+    with atomic_write(path.with_suffix('.csv')) as f:
+        table.to_csv(f, index=False)
     return path
 
 # %% ../nbs/80_report.ipynb #716f3f08
-RESULTS = {'tokenizer': ('Tokenizer reconstructs the world (PSNR, codes used)', '—'),
-           'evaluators': ('Independent evaluators recognise rendered images', '—'),
-           'vqgm_samples': ('VQGM samples show their concept', 'Acc 84.6–90.2 % (birds)'),
-           'table1': ('Table 1: IEMs recognise concepts from tokens', 'CE 53.1 / 77.7 % top-1 / top-5'),
-           'fig4': ('Fig. 4: masking top-TIS tokens hurts more than random, every n', 'yes'),
-           'table2': ('Table 2: T*_concept masks fewer tokens, ΔAcc ≤ frequency', '42 vs 64 tokens; −46.6 vs −41.9 %'),
-           'ground_truth': ('Ground truth: top-1 TIS inside the object (beyond the paper)', '—'),
-           'table5': ('Table 5: token selection raises P_targ, beats embedding edits', '≈ 11×; +0.162 vs +0.127'),
-           'table3': ('Table 3: binary attribute IEMs', '99.7–99.95 %'),
-           'table4': ('Table 4: planted 80/20 bias found (δ ≥ 0.33)', 'δ 0.52–0.92 standard (0.26–0.46 printed)'),
-           'calibration': ('Calibration: δ rises with the share, |δ| < 0.147 at 50/50 (beyond the paper)', '—')}
+RESULTS = {
+    'tokenizer': ('Tokenizer reconstructs the world (PSNR, codes used)', '—'),
+    'evaluators': ('Independent evaluators recognise rendered images', '—'),
+    'vqgm_samples': ('VQGM samples show their concept', 'Acc 84.6–90.2 % (birds)'),
+    'table1': ('Table 1: IEMs recognise concepts from tokens', 'CE 53.1 / 77.7 % top-1 / top-5'),
+    'fig4': ('Fig. 4: masking top-TIS tokens hurts more than random, every n', 'yes'),
+    'table2': (
+        'Table 2: T*_concept masks fewer tokens, ΔAcc ≤ frequency',
+        '42 vs 64 tokens; −46.6 vs −41.9 %',
+    ),
+    'ground_truth': ('Ground truth: top-1 TIS inside the object (beyond the paper)', '—'),
+    'table5': ('Table 5: token selection raises P_targ, beats embedding edits', '≈ 11×; +0.162 vs +0.127'),
+    'table3': ('Table 3: binary attribute IEMs', '99.7–99.95 %'),
+    'table4': ('Table 4: planted 80/20 bias found (δ ≥ 0.33)', 'δ 0.52–0.92 standard (0.26–0.46 printed)'),
+    'calibration': ('Calibration: δ rises with the share, |δ| < 0.147 at 50/50 (beyond the paper)', '—'),
+}
+
 
 def claims_summary_table(replicates: pd.DataFrame) -> str:
     "One markdown row per result of a replicate record: its claims pooled as holding, failing or inconclusive."
     rows = []
     for table, g in replicates.groupby('table', sort=False):
-        if table not in RESULTS: continue   # wall-clock claims are reported, not judged over seeds
+        if table not in RESULTS:
+            continue  # wall-clock claims are reported, not judged over seeds
         name, paper = RESULTS[table]
         counts = g.pooled_verdict.value_counts()
         n_runs = int(g.n_runs.max())
-        rows.append({'result': name, 'paper': paper, 'claims': len(g),
-                     'hold': int(counts.get('holds', 0)), 'fail': int(counts.get('fails', 0)),
-                     'inconclusive': int(counts.get('inconclusive', 0)),
-                     'hold in every seed': f"{int((g.holds_in == g.n_runs).sum())} of {len(g)} ({n_runs} seeds)"})
+        rows.append(
+            {
+                'result': name,
+                'paper': paper,
+                'claims': len(g),
+                'hold': int(counts.get('holds', 0)),
+                'fail': int(counts.get('fails', 0)),
+                'inconclusive': int(counts.get('inconclusive', 0)),
+                'hold in every seed': f"{int((g.holds_in == g.n_runs).sum())} of {len(g)} ({n_runs} seeds)",
+            }
+        )
     return _md_table(pd.DataFrame(rows), 50)

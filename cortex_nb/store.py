@@ -25,71 +25,117 @@ VERSION = 1
 _SPLIT_RE = re.compile(r'^[A-Za-z0-9_]+$')
 _SHARD_RE = re.compile(r'^\d{6}-[A-Za-z0-9_]+\.(ids|labels)\.npy$')
 
+
 def ids_dtype(codebook_size: int) -> np.dtype:
     "The smallest id dtype for a codebook of `codebook_size` entries: uint16 up to 65536, else int32."
-    if codebook_size < 1: raise ValueError(f"codebook_size must be ≥ 1, got {codebook_size}")
+    if codebook_size < 1:
+        raise ValueError(f"codebook_size must be ≥ 1, got {codebook_size}")
     return np.dtype(np.uint16) if codebook_size <= 2**16 else np.dtype(np.int32)
+
 
 def _npy_bytes(arr: np.ndarray) -> bytes:
     "`arr` serialized as a .npy file."
-    buf = io.BytesIO(); np.save(buf, arr, allow_pickle=False); return buf.getvalue()
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
 
 def _sha256_file(path: Path, block: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        while chunk := f.read(block): h.update(chunk)
+        while chunk := f.read(block):
+            h.update(chunk)
     return h.hexdigest()
 
+
 def _read_manifest(root: Path) -> dict:
-    path = Path(root)/'manifest.json'
-    if not path.exists(): raise FileNotFoundError(f"no token store at {root}: {path} is missing")
-    try: man = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"token store manifest {path} is not valid JSON: {e}") from None
-    if man.get('format') != FORMAT: raise ValueError(f"{path} is not a cortex_nb token store manifest (format={man.get('format')!r})")
-    if man.get('version') != VERSION: raise ValueError(f"{path} has token store version {man.get('version')}, this code reads version {VERSION}")
+    path = Path(root) / 'manifest.json'
+    if not path.exists():
+        raise FileNotFoundError(f"no token store at {root}: {path} is missing")
+    try:
+        man = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"token store manifest {path} is not valid JSON: {e}") from None
+    if man.get('format') != FORMAT:
+        raise ValueError(f"{path} is not a cortex_nb token store manifest (format={man.get('format')!r})")
+    if man.get('version') != VERSION:
+        raise ValueError(
+            f"{path} has token store version {man.get('version')}, this code reads version {VERSION}"
+        )
     return man
 
 # %% ../nbs/03_token_store.ipynb #2a69d43a
 class TokenStoreWriter:
     "Append token grids + labels to a sharded store at `root`; shards committed atomically, manifest last."
-    def __init__(self, root, codebook_size: int, grid_size: int, conditions: Sequence[str], provenance: dict,
-                 shard_size: int = 4096):
-        if shard_size < 1: raise ValueError(f"shard_size must be ≥ 1, got {shard_size}")
-        if not conditions: raise ValueError("a token store needs at least one condition")
-        if len(set(conditions)) != len(conditions): raise ValueError(f"conditions must be unique, got {list(conditions)}")
+
+    def __init__(
+        self,
+        root,
+        codebook_size: int,
+        grid_size: int,
+        conditions: Sequence[str],
+        provenance: dict,
+        shard_size: int = 4096,
+    ):
+        if shard_size < 1:
+            raise ValueError(f"shard_size must be ≥ 1, got {shard_size}")
+        if not conditions:
+            raise ValueError("a token store needs at least one condition")
+        if len(set(conditions)) != len(conditions):
+            raise ValueError(f"conditions must be unique, got {list(conditions)}")
         self.root, self.shard_size = Path(root), shard_size
-        self.codebook_size, self.grid_size, self.conditions = int(codebook_size), int(grid_size), [str(c) for c in conditions]
+        self.codebook_size, self.grid_size, self.conditions = (
+            int(codebook_size),
+            int(grid_size),
+            [str(c) for c in conditions],
+        )
         self.dtype = ids_dtype(self.codebook_size)
         self.provenance, self.provenance_hash = dict(provenance), config_hash(provenance)
-        header = dict(format=FORMAT, version=VERSION, codebook_size=self.codebook_size, grid_size=self.grid_size,
-                      conditions=self.conditions, provenance=self.provenance, provenance_hash=self.provenance_hash,
-                      ids_dtype=self.dtype.name, labels_dtype='int32')
-        if (self.root/'manifest.json').exists():
+        header = dict(
+            format=FORMAT,
+            version=VERSION,
+            codebook_size=self.codebook_size,
+            grid_size=self.grid_size,
+            conditions=self.conditions,
+            provenance=self.provenance,
+            provenance_hash=self.provenance_hash,
+            ids_dtype=self.dtype.name,
+            labels_dtype='int32',
+        )
+        if (self.root / 'manifest.json').exists():
             self.manifest = _read_manifest(self.root)
             self._check_same(header)
         else:
             self.manifest = {**header, 'shards': []}
-            write_json(self.root/'manifest.json', self.manifest)
-        (self.root/'shards').mkdir(parents=True, exist_ok=True)
+            write_json(self.root / 'manifest.json', self.manifest)
+        (self.root / 'shards').mkdir(parents=True, exist_ok=True)
         self._remove_leftovers()
         self._buffers: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
         self._counts = {}
-        for s in self.manifest['shards']: self._add_counts(s['split'], np.load(self.root/'shards'/s['labels_file']))
+        for s in self.manifest['shards']:
+            self._add_counts(s['split'], np.load(self.root / 'shards' / s['labels_file']))
 
     def _check_same(self, header: dict):
         "Refuse to append to a store made with another K, grid, condition list or provenance."
         for key in ('codebook_size', 'grid_size', 'conditions', 'provenance_hash'):
             if self.manifest.get(key) != header[key]:
-                extra = (f" (stored provenance {self.manifest.get('provenance')}, given {header['provenance']})"
-                         if key == 'provenance_hash' else '')
-                raise ValueError(f"refusing to append to token store {self.root}: it was written with {key}="
-                                 f"{self.manifest.get(key)!r}, this writer has {key}={header[key]!r}{extra}")
+                extra = (
+                    f" (stored provenance {self.manifest.get('provenance')}, given {header['provenance']})"
+                    if key == 'provenance_hash'
+                    else ''
+                )
+                raise ValueError(
+                    f"refusing to append to token store {self.root}: it was written with {key}="
+                    f"{self.manifest.get(key)!r}, this writer has {key}={header[key]!r}{extra}"
+                )
 
     def _remove_leftovers(self):
         "Delete shard files the manifest does not list and temporary files of interrupted writes."
         listed = {s[k] for s in self.manifest['shards'] for k in ('ids_file', 'labels_file')}
-        for p in (self.root/'shards').iterdir():
-            if (p.name.startswith('.') and p.name.endswith('.tmp')) or (_SHARD_RE.match(p.name) and p.name not in listed):
+        for p in (self.root / 'shards').iterdir():
+            if (p.name.startswith('.') and p.name.endswith('.tmp')) or (
+                _SHARD_RE.match(p.name) and p.name not in listed
+            ):
                 p.unlink()
 
     def _add_counts(self, split: str, labels: np.ndarray):
@@ -108,18 +154,24 @@ class TokenStoreWriter:
         if labels.shape != (ids.shape[0],):
             raise ValueError(f"labels must have shape ({ids.shape[0]},) to match ids, got {labels.shape}")
         check_token_ids(ids, self.codebook_size)
-        if ids.shape[0] == 0: return
-        if not np.issubdtype(labels.dtype, np.integer): raise ValueError(f"labels must be integer condition ids, got dtype {labels.dtype}")
+        if ids.shape[0] == 0:
+            return
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integer condition ids, got dtype {labels.dtype}")
         if labels.min() < 0 or labels.max() >= len(self.conditions):
             bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
-            raise ValueError(f"label {bad} is out of range for {len(self.conditions)} conditions {self.conditions[:10]}")
+            raise ValueError(
+                f"label {bad} is out of range for {len(self.conditions)} conditions {self.conditions[:10]}"
+            )
         self._buffers.setdefault(split, []).append((ids.astype(self.dtype), labels.astype(np.int32)))
         self._add_counts(split, labels)
-        while sum(len(b[1]) for b in self._buffers[split]) >= self.shard_size: self._write_shard(split, self.shard_size)
+        while sum(len(b[1]) for b in self._buffers[split]) >= self.shard_size:
+            self._write_shard(split, self.shard_size)
 
     def _write_shard(self, split: str, n: int | None = None):
         "Write the first `n` buffered grids of `split` (all if None) as one shard, then commit it in the manifest."
-        ids = np.concatenate([b[0] for b in self._buffers[split]]); labels = np.concatenate([b[1] for b in self._buffers[split]])
+        ids = np.concatenate([b[0] for b in self._buffers[split]])
+        labels = np.concatenate([b[1] for b in self._buffers[split]])
         n = len(labels) if n is None else n
         rest = (ids[n:], labels[n:])
         self._buffers[split] = [rest] if len(rest[1]) else []
@@ -128,30 +180,45 @@ class TokenStoreWriter:
         for kind, arr in (('ids', ids[:n]), ('labels', labels[:n])):
             data = _npy_bytes(np.ascontiguousarray(arr))
             fname = f"{name}.{kind}.npy"
-            with atomic_write(self.root/'shards'/fname, 'wb') as f: f.write(data)
-            entry.update({f'{kind}_file': fname, f'{kind}_bytes': len(data), f'{kind}_sha256': hashlib.sha256(data).hexdigest()})
+            with atomic_write(self.root / 'shards' / fname, 'wb') as f:
+                f.write(data)
+            entry.update(
+                {
+                    f'{kind}_file': fname,
+                    f'{kind}_bytes': len(data),
+                    f'{kind}_sha256': hashlib.sha256(data).hexdigest(),
+                }
+            )
         self.manifest['shards'].append(entry)
-        write_json(self.root/'manifest.json', self.manifest)   # the commit point
+        write_json(self.root / 'manifest.json', self.manifest)  # the commit point
 
     def flush(self):
         "Write every buffered grid now (as shards smaller than `shard_size` where needed)."
         for split in list(self._buffers):
-            if self._buffers[split]: self._write_shard(split)
+            if self._buffers[split]:
+                self._write_shard(split)
 
-    def close(self): self.flush()
-    def __enter__(self): return self
+    def close(self):
+        self.flush()
+
+    def __enter__(self):
+        return self
+
     def __exit__(self, exc_type, *_):
-        if exc_type is None: self.flush()
+        if exc_type is None:
+            self.flush()
 
     def counts(self) -> dict[tuple[str, int], int]:
         "Grids stored or buffered per (split, label id)."
         return dict(sorted(self._counts.items()))
 
-    def __repr__(self): return f"TokenStoreWriter({str(self.root)!r}, K={self.codebook_size}, m={self.grid_size}, {len(self.manifest['shards'])} shards)"
+    def __repr__(self):
+        return f"TokenStoreWriter({str(self.root)!r}, K={self.codebook_size}, m={self.grid_size}, {len(self.manifest['shards'])} shards)"
 
 # %% ../nbs/03_token_store.ipynb #fd386fc6
 class TokenStore:
     "Read-only view of a token store: manifest, lazily memory-mapped and verified shards, global index per split."
+
     def __init__(self, root, verify: bool = True):
         self.root, self.verify = Path(root), verify
         self.manifest = man = _read_manifest(self.root)
@@ -161,14 +228,21 @@ class TokenStore:
         self._shards: dict[str, list[dict]] = {}
         for s in man['shards']:
             for kind in ('ids', 'labels'):
-                p = self.root/'shards'/s[f'{kind}_file']
-                if not p.exists(): raise FileNotFoundError(f"token store {self.root}: shard file {p} listed in the manifest is missing")
+                p = self.root / 'shards' / s[f'{kind}_file']
+                if not p.exists():
+                    raise FileNotFoundError(
+                        f"token store {self.root}: shard file {p} listed in the manifest is missing"
+                    )
                 size = p.stat().st_size
                 if size != s[f'{kind}_bytes']:
-                    raise ValueError(f"token store {self.root}: shard file {p} has {size} bytes, the manifest says "
-                                     f"{s[f'{kind}_bytes']} (truncated or overwritten)")
+                    raise ValueError(
+                        f"token store {self.root}: shard file {p} has {size} bytes, the manifest says "
+                        f"{s[f'{kind}_bytes']} (truncated or overwritten)"
+                    )
             self._shards.setdefault(s['split'], []).append(s)
-        self._starts = {sp: np.concatenate([[0], np.cumsum([s['count'] for s in ss])]) for sp, ss in self._shards.items()}
+        self._starts = {
+            sp: np.concatenate([[0], np.cumsum([s['count'] for s in ss])]) for sp, ss in self._shards.items()
+        }
         self._open: dict[tuple[str, str], np.ndarray] = {}
         self._labels: dict[str, np.ndarray] = {}
 
@@ -178,26 +252,32 @@ class TokenStore:
         return list(self._shards)
 
     def _check_split(self, split: str):
-        if split not in self._shards: raise KeyError(f"token store {self.root} has no split {split!r}; splits: {self.splits}")
+        if split not in self._shards:
+            raise KeyError(f"token store {self.root} has no split {split!r}; splits: {self.splits}")
 
     def count(self, split: str) -> int:
         "Number of grids in `split`."
-        self._check_split(split); return int(self._starts[split][-1])
+        self._check_split(split)
+        return int(self._starts[split][-1])
 
-    def __len__(self) -> int: return sum(self.count(s) for s in self.splits)
+    def __len__(self) -> int:
+        return sum(self.count(s) for s in self.splits)
 
     def _file(self, shard: dict, kind: str) -> np.ndarray:
         "Memory-map one file ('ids' or 'labels') of a shard, verifying its checksum, dtype and shape the first time."
         key = (shard['name'], kind)
-        if key in self._open: return self._open[key]
-        p = self.root/'shards'/shard[f'{kind}_file']
+        if key in self._open:
+            return self._open[key]
+        p = self.root / 'shards' / shard[f'{kind}_file']
         if self.verify and _sha256_file(p) != shard[f'{kind}_sha256']:
             raise ValueError(f"token store {self.root}: shard file {p} fails its sha256 checksum (corrupt)")
         arr = np.load(p, mmap_mode='r', allow_pickle=False)
         n, m = shard['count'], self.grid_size
         shape, dtype = ((n, m, m), self.ids_dtype) if kind == 'ids' else ((n,), np.dtype(np.int32))
         if arr.shape != shape or arr.dtype != dtype:
-            raise ValueError(f"token store {self.root}: shard file {p} holds {arr.shape} {arr.dtype}, expected {shape} {dtype}")
+            raise ValueError(
+                f"token store {self.root}: shard file {p} holds {arr.shape} {arr.dtype}, expected {shape} {dtype}"
+            )
         self._open[key] = arr
         return arr
 
@@ -212,19 +292,24 @@ class TokenStore:
     def verify_all(self):
         "Check the checksum of every shard now."
         for ss in self._shards.values():
-            for s in ss: self._load(s)
+            for s in ss:
+                self._load(s)
 
     def iter_shards(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         "Yield (ids (n, m, m) memmap, labels (n,)) for each shard of `split`."
         self._check_split(split)
-        for s in self._shards[split]: yield self._load(s)
+        for s in self._shards[split]:
+            yield self._load(s)
 
     def token_counts(self, split: str) -> np.ndarray:
         "How often each token id occurs in `split`, int64 (K,), counted shard by shard (a million grids need not fit in RAM)."
         counts = np.zeros(self.codebook_size, dtype=np.int64)
         for ids, _ in self.iter_shards(split):
             c = np.bincount(np.asarray(ids).reshape(-1), minlength=self.codebook_size)
-            if len(c) > self.codebook_size: raise ValueError(f"split {split!r} holds token id {len(c) - 1} ≥ K={self.codebook_size}: the store is corrupt")
+            if len(c) > self.codebook_size:
+                raise ValueError(
+                    f"split {split!r} holds token id {len(c) - 1} ≥ K={self.codebook_size}: the store is corrupt"
+                )
             counts += c
         return counts
 
@@ -232,14 +317,19 @@ class TokenStore:
         "All condition ids of `split`, int64 (n,)."
         self._check_split(split)
         if split not in self._labels:
-            self._labels[split] = np.concatenate([np.asarray(self._file(s, 'labels'), dtype=np.int64) for s in self._shards[split]])
+            self._labels[split] = np.concatenate(
+                [np.asarray(self._file(s, 'labels'), dtype=np.int64) for s in self._shards[split]]
+            )
         return self._labels[split]
 
     def _index(self, split: str, index) -> np.ndarray:
         n = self.count(split)
-        if index is None: return np.arange(n)
-        if isinstance(index, slice): return np.arange(n)[index]
-        if isinstance(index, torch.Tensor): index = index.cpu().numpy()
+        if index is None:
+            return np.arange(n)
+        if isinstance(index, slice):
+            return np.arange(n)[index]
+        if isinstance(index, torch.Tensor):
+            index = index.cpu().numpy()
         idx = np.asarray(index)
         if idx.dtype == bool or not np.issubdtype(idx.dtype, np.integer):
             raise TypeError(f"index must be integers or a slice, got dtype {idx.dtype}")
@@ -269,18 +359,30 @@ class TokenStore:
         "Grids stored per (split, label id)."
         out = {}
         for sp in self.splits:
-            for lab, c in zip(*np.unique(self.labels(sp), return_counts=True)): out[(sp, int(lab))] = int(c)
+            for lab, c in zip(*np.unique(self.labels(sp), return_counts=True)):
+                out[(sp, int(lab))] = int(c)
         return dict(sorted(out.items()))
 
     @property
     def content_hash(self) -> str:
         "A hash of what the store holds (every shard's split, size and checksums): stores with equal provenance but other sizes differ."
-        return config_hash({'K': self.codebook_size, 'm': self.grid_size, 'conditions': self.conditions,
-                            'shards': [(s['split'], s['count'], s['ids_sha256'], s['labels_sha256']) for s in self.manifest['shards']]})
+        return config_hash(
+            {
+                'K': self.codebook_size,
+                'm': self.grid_size,
+                'conditions': self.conditions,
+                'shards': [
+                    (s['split'], s['count'], s['ids_sha256'], s['labels_sha256'])
+                    for s in self.manifest['shards']
+                ],
+            }
+        )
 
     def nbytes(self) -> int:
         "Bytes on disk: the manifest plus every shard file."
-        return (self.root/'manifest.json').stat().st_size + sum(s['ids_bytes'] + s['labels_bytes'] for s in self.manifest['shards'])
+        return (self.root / 'manifest.json').stat().st_size + sum(
+            s['ids_bytes'] + s['labels_bytes'] for s in self.manifest['shards']
+        )
 
     def __repr__(self):
         sizes = ', '.join(f"{sp}={self.count(sp)}" for sp in self.splits)
@@ -290,64 +392,83 @@ class TokenStore:
 def merge_stores(sources: Sequence, dest) -> TokenStore:
     "Concatenate token stores with identical K, grid, conditions and provenance into a new store at `dest`."
     stores = [s if isinstance(s, TokenStore) else TokenStore(s) for s in sources]
-    if not stores: raise ValueError("merge_stores needs at least one source store")
+    if not stores:
+        raise ValueError("merge_stores needs at least one source store")
     dest = Path(dest)
-    if (dest/'manifest.json').exists(): raise FileExistsError(f"refusing to merge into {dest}: a token store already exists there")
+    if (dest / 'manifest.json').exists():
+        raise FileExistsError(f"refusing to merge into {dest}: a token store already exists there")
     keys = ('codebook_size', 'grid_size', 'conditions', 'provenance_hash', 'ids_dtype')
     for st in stores[1:]:
         for k in keys:
             if st.manifest[k] != stores[0].manifest[k]:
-                raise ValueError(f"cannot merge token store {st.root} into {stores[0].root}: {k}={st.manifest[k]!r} vs {stores[0].manifest[k]!r}")
+                raise ValueError(
+                    f"cannot merge token store {st.root} into {stores[0].root}: {k}={st.manifest[k]!r} vs {stores[0].manifest[k]!r}"
+                )
     manifest = {k: v for k, v in stores[0].manifest.items() if k != 'shards'} | {'shards': []}
-    (dest/'shards').mkdir(parents=True, exist_ok=True)
+    (dest / 'shards').mkdir(parents=True, exist_ok=True)
     for st in stores:
         for s in st.manifest['shards']:
             name = f"{len(manifest['shards']):06d}-{s['split']}"
             entry = {**s, 'name': name}
             for kind in ('ids', 'labels'):
-                src, fname = st.root/'shards'/s[f'{kind}_file'], f"{name}.{kind}.npy"
-                with atomic_path(dest/'shards'/fname) as tmp:
+                src, fname = st.root / 'shards' / s[f'{kind}_file'], f"{name}.{kind}.npy"
+                with atomic_path(dest / 'shards' / fname) as tmp:
                     shutil.copyfile(src, tmp)
                     if _sha256_file(tmp) != s[f'{kind}_sha256']:
-                        raise ValueError(f"token store {st.root}: shard file {src} fails its sha256 checksum (corrupt)")
+                        raise ValueError(
+                            f"token store {st.root}: shard file {src} fails its sha256 checksum (corrupt)"
+                        )
                 entry[f'{kind}_file'] = fname
             manifest['shards'].append(entry)
-    write_json(dest/'manifest.json', manifest)
+    write_json(dest / 'manifest.json', manifest)
     return TokenStore(dest)
 
 # %% ../nbs/03_token_store.ipynb #212f2d7a
 class TokenDataset(Dataset):
     "Map-style dataset over one split: (ids (m,m) int64, label), or (E = C[ids] (d,m,m) float32, label) given a codebook."
-    def __init__(self, store: TokenStore | str | os.PathLike, split: str, codebook: torch.Tensor | None = None):
+
+    def __init__(
+        self, store: TokenStore | str | os.PathLike, split: str, codebook: torch.Tensor | None = None
+    ):
         self.store = store if isinstance(store, TokenStore) else TokenStore(store)
         self.split = split
         self.store._check_split(split)
         self.codebook = None if codebook is None else check_codebook_for_store(codebook, self.store).float()
 
-    def __len__(self): return self.store.count(self.split)
+    def __len__(self):
+        return self.store.count(self.split)
 
     def _items(self, idx) -> list:
         ids, labels = self.store.batch(self.split, np.asarray(idx, dtype=np.int64))
         x = ids if self.codebook is None else embed_tokens(ids, self.codebook, check=False)
         return [(x[j], int(labels[j])) for j in range(len(labels))]
 
-    def __getitem__(self, i: int): return self._items([i])[0]
-    def __getitems__(self, indices: Sequence[int]) -> list: return self._items(list(indices))
+    def __getitem__(self, i: int):
+        return self._items([i])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        return self._items(list(indices))
+
 
 def check_codebook_for_store(codebook: torch.Tensor, store: TokenStore) -> torch.Tensor:
     "Check that `codebook` has the store's K rows (and fingerprint, when recorded); return it."
     K, d = check_codebook(codebook)
     if K != store.codebook_size:
-        raise ValueError(f"codebook has K={K} rows but token store {store.root} was written for K={store.codebook_size}")
+        raise ValueError(
+            f"codebook has K={K} rows but token store {store.root} was written for K={store.codebook_size}"
+        )
     want = store.provenance.get('codebook_fingerprint')
     if want is not None and codebook_fingerprint(codebook) != want:
-        raise ValueError(f"codebook fingerprint {codebook_fingerprint(codebook)} differs from the one recorded in "
-                         f"token store {store.root} ({want}): these ids belong to another codebook")
+        raise ValueError(
+            f"codebook fingerprint {codebook_fingerprint(codebook)} differs from the one recorded in "
+            f"token store {store.root} ({want}): these ids belong to another codebook"
+        )
     return codebook
 
 # %% ../nbs/03_token_store.ipynb #8f20eca6
 def store_bytes_per_image(store: TokenStore) -> float:
     "Bytes on disk per stored grid (manifest and shard overhead included)."
     n = len(store)
-    if n == 0: raise ValueError(f"token store {store.root} is empty")
+    if n == 0:
+        raise ValueError(f"token store {store.root} is empty")
     return store.nbytes() / n

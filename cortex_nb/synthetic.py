@@ -24,69 +24,116 @@ __all__ = ['SPLITS', 'default_concepts', 'chunk_seed', 'sampling_provenance', 's
 # %% ../nbs/06_synthetic_data.ipynb #4bbd2ffc
 SPLITS = ('train', 'val', 'test')
 
+
 def default_concepts(vqgm) -> list[str]:
     "The class concepts of `vqgm`: its `concepts` attribute if it has one, else all its conditions."
     return list(getattr(vqgm, 'concepts', None) or vqgm.conditions)
 
+
 def chunk_seed(seed: int, split: str, condition: str, start: int) -> int:
     "The sampling seed of the chunk of `condition`'s `split` grids that starts at grid `start`."
-    return int(np.random.SeedSequence([seed, int(config_hash(split, condition), 16), start]).generate_state(1)[0])
+    return int(
+        np.random.SeedSequence([seed, int(config_hash(split, condition), 16), start]).generate_state(1)[0]
+    )
 
-def sampling_provenance(vqgm, seed: int, temperature: float | None, top_k: int | None, batch_size: int, extra: dict | None = None,
-                        guidance_scale: float | None = None) -> dict:
+
+def sampling_provenance(
+    vqgm,
+    seed: int,
+    temperature: float | None,
+    top_k: int | None,
+    batch_size: int,
+    extra: dict | None = None,
+    guidance_scale: float | None = None,
+) -> dict:
     "What determines the sampled grids: the codebook fingerprint, the sampler's settings (None: the VQGM's own) and `extra`."
     own = getattr(vqgm, 'sampling', None)
-    return {'codebook_fingerprint': codebook_fingerprint(vqgm.codebook), 'grid_size': int(vqgm.grid_size),
-            'seed': int(seed), 'temperature': None if temperature is None else float(temperature), 'top_k': top_k,
-            'guidance_scale': guidance_scale, 'vqgm_sampling': dataclasses.asdict(own) if dataclasses.is_dataclass(own) else (None if own is None else repr(own)),
-            'batch_size': int(batch_size), **(extra or {})}
+    return {
+        'codebook_fingerprint': codebook_fingerprint(vqgm.codebook),
+        'grid_size': int(vqgm.grid_size),
+        'seed': int(seed),
+        'temperature': None if temperature is None else float(temperature),
+        'top_k': top_k,
+        'guidance_scale': guidance_scale,
+        'vqgm_sampling': dataclasses.asdict(own)
+        if dataclasses.is_dataclass(own)
+        else (None if own is None else repr(own)),
+        'batch_size': int(batch_size),
+        **(extra or {}),
+    }
+
 
 def sampling_kwargs(vqgm, temperature: float | None, top_k: int | None, guidance_scale: float | None) -> dict:
     "Keyword arguments for `vqgm.sample`: the settings that are not None (the rest stay the VQGM's own); guidance only where supported."
     kw = {k: v for k, v in dict(temperature=temperature, top_k=top_k).items() if v is not None}
     if guidance_scale is not None:
         if 'guidance_scale' not in inspect.signature(vqgm.sample).parameters:
-            raise ValueError(f"{type(vqgm).__name__} has no classifier-free guidance; leave guidance_scale=None")
+            raise ValueError(
+                f"{type(vqgm).__name__} has no classifier-free guidance; leave guidance_scale=None"
+            )
         kw['guidance_scale'] = guidance_scale
     return kw
 
-def build_synthetic_store(vqgm: VQGM, root, n_train: int, n_val: int, n_test: int,
-                          conditions: Sequence[str] | None = None, seed: int = 0, batch_size: int = 256,
-                          temperature: float | None = None, top_k: int | None = None, shard_size: int = 4096,
-                          provenance: dict | None = None, progress: bool = True, guidance_scale: float | None = None) -> TokenStore:
+
+def build_synthetic_store(
+    vqgm: VQGM,
+    root,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    conditions: Sequence[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    shard_size: int = 4096,
+    provenance: dict | None = None,
+    progress: bool = True,
+    guidance_scale: float | None = None,
+) -> TokenStore:
     "Sample `n_train`/`n_val`/`n_test` grids per condition from `vqgm` into a token store at `root`, resuming if present."
     check_vqgm(vqgm)
     sizes = dict(zip(SPLITS, (n_train, n_val, n_test)))
     for sp, n in sizes.items():
-        if not isinstance(n, (int, np.integer)) or n < 0: raise ValueError(f"n_{sp} must be an int ≥ 0, got {n!r}")
-    if batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n_{sp} must be an int ≥ 0, got {n!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     conditions = default_concepts(vqgm) if conditions is None else list(conditions)
-    cond_ids = condition_ids(conditions, vqgm.conditions)            # refuses unknown names
+    cond_ids = condition_ids(conditions, vqgm.conditions)  # refuses unknown names
     conditions = [vqgm.conditions[i] for i in cond_ids]
     K, _ = check_codebook(vqgm.codebook)
     root = Path(root)
-    if (root/'manifest.json').exists():
+    if (root / 'manifest.json').exists():
         old = TokenStore(root, verify=False)
         if (old.codebook_size, old.grid_size) != (K, vqgm.grid_size):
-            raise ValueError(f"refusing to sample into token store {root}: it holds K={old.codebook_size}, "
-                             f"{old.grid_size}×{old.grid_size} grids, the VQGM has K={K}, {vqgm.grid_size}×{vqgm.grid_size}")
+            raise ValueError(
+                f"refusing to sample into token store {root}: it holds K={old.codebook_size}, "
+                f"{old.grid_size}×{old.grid_size} grids, the VQGM has K={K}, {vqgm.grid_size}×{vqgm.grid_size}"
+            )
     kw = sampling_kwargs(vqgm, temperature, top_k, guidance_scale)
     prov = sampling_provenance(vqgm, seed, temperature, top_k, batch_size, provenance, guidance_scale)
     writer = TokenStoreWriter(root, K, vqgm.grid_size, conditions, prov, shard_size=shard_size)
     have = writer.counts()
-    todo = sum(max(0, n - have.get((sp, lab), 0)) for sp, n in sizes.items() for lab in range(len(conditions)))
+    todo = sum(
+        max(0, n - have.get((sp, lab), 0)) for sp, n in sizes.items() for lab in range(len(conditions))
+    )
     with tqdm(total=todo, disable=not progress, desc='sampling') as pbar:
         for sp, n in sizes.items():
             for lab, (name, cid) in enumerate(zip(conditions, cond_ids)):
                 done = have.get((sp, lab), 0)
-                if done > n: raise ValueError(f"token store {root} already holds {done} {sp} grids of {name!r}, more than the {n} asked for")
-                start = (done // batch_size) * batch_size      # chunks keep their boundaries across resumes
+                if done > n:
+                    raise ValueError(
+                        f"token store {root} already holds {done} {sp} grids of {name!r}, more than the {n} asked for"
+                    )
+                start = (done // batch_size) * batch_size  # chunks keep their boundaries across resumes
                 while start < n:
                     cnt = min(batch_size, n - start)
                     ids = vqgm.sample([cid], n=cnt, seed=chunk_seed(seed, sp, name, start), **kw)
-                    skip = max(0, done - start)                    # grids of a partly committed chunk
+                    skip = max(0, done - start)  # grids of a partly committed chunk
                     writer.append(ids[skip:], np.full(cnt - skip, lab, dtype=np.int64), sp)
-                    pbar.update(cnt - skip); start += cnt
+                    pbar.update(cnt - skip)
+                    start += cnt
     writer.close()
     return TokenStore(root)
 
@@ -96,59 +143,87 @@ def store_images(vqgm: VQGM, store: TokenStore, split: str, idx) -> torch.Tensor
     "Decode the grids of `store`'s `split` at `idx` with `vqgm` → images (B,3,H,W) in [0,1]."
     K, _ = check_codebook(vqgm.codebook)
     if (K, vqgm.grid_size) != (store.codebook_size, store.grid_size):
-        raise ValueError(f"token store {store.root} holds K={store.codebook_size}, {store.grid_size}×{store.grid_size} grids; "
-                         f"the VQGM has K={K}, {vqgm.grid_size}×{vqgm.grid_size}")
+        raise ValueError(
+            f"token store {store.root} holds K={store.codebook_size}, {store.grid_size}×{store.grid_size} grids; "
+            f"the VQGM has K={K}, {vqgm.grid_size}×{vqgm.grid_size}"
+        )
     want = store.provenance.get('codebook_fingerprint')
     if want is not None and want != codebook_fingerprint(vqgm.codebook):
-        raise ValueError(f"token store {store.root} was sampled with codebook {want}, the VQGM's is {codebook_fingerprint(vqgm.codebook)}")
+        raise ValueError(
+            f"token store {store.root} was sampled with codebook {want}, the VQGM's is {codebook_fingerprint(vqgm.codebook)}"
+        )
     ids = torch.from_numpy(np.atleast_3d(store.ids(split, np.atleast_1d(idx))))
     return vqgm.decode(ids)
+
 
 @torch.no_grad()
 def decode_8bit(vqgm: VQGM, ids, batch_size: int = 256) -> torch.Tensor:
     "Token grids (B, m, m) → 8-bit images (B, 3, H, W) on the CPU, decoded `batch_size` at a time: the float set never exists whole."
     ids = torch.as_tensor(ids)
-    if len(ids) == 0: raise ValueError("no token grids to decode")
+    if len(ids) == 0:
+        raise ValueError("no token grids to decode")
     out = None
     for s in range(0, len(ids), batch_size):
-        chunk = to_8bit(vqgm.decode(ids[s:s + batch_size]).float().clamp(0, 1)).cpu()
-        if out is None: out = torch.empty(len(ids), *chunk.shape[1:], dtype=torch.uint8)   # one buffer, filled in place
-        out[s:s + len(chunk)] = chunk
+        chunk = to_8bit(vqgm.decode(ids[s : s + batch_size]).float().clamp(0, 1)).cpu()
+        if out is None:
+            out = torch.empty(len(ids), *chunk.shape[1:], dtype=torch.uint8)  # one buffer, filled in place
+        out[s : s + len(chunk)] = chunk
     return out
 
 # %% ../nbs/06_synthetic_data.ipynb #712f5c1a
 @dataclass(frozen=True)
 class SyntheticConfig:
     "How many grids per concept and split, and how they are sampled."
+
     n_train: int = 300
     n_val: int = 50
     n_test: int = 50
     seed: int = 0
     batch_size: int = 256
     shard_size: int = 4096
-    temperature: float | None = None     # None (here and below): the VQGM's own setting
+    temperature: float | None = None  # None (here and below): the VQGM's own setting
     top_k: int | None = None
     guidance_scale: float | None = None
-    conditions: tuple | None = None      # None: the world's class concepts
+    conditions: tuple | None = None  # None: the world's class concepts
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "SyntheticConfig":
         "Counts and seed from the preset (sampling: the VQGM's own), with optional `changes`."
         p = get_preset(preset)
-        base = dict(n_train=p.n_train, n_val=p.n_val, n_test=p.n_test, seed=p.seed,
-                    batch_size=max(p.batch_size, 256), shard_size=16_384 if p.name == 'paper' else 4096)
+        base = dict(
+            n_train=p.n_train,
+            n_val=p.n_val,
+            n_test=p.n_test,
+            seed=p.seed,
+            batch_size=max(p.batch_size, 256),
+            shard_size=16_384 if p.name == 'paper' else 4096,
+        )
         base.update(changes)
         return cls(**base)
 
+
 def vqgm_fingerprint(vqgm, length: int = 16) -> str:
     "A hash of the VQGM: its weights (the whole state_dict of an nn.Module, else its codebook), conditions and sampling settings."
-    return config_hash({'conditions': list(vqgm.conditions), 'sampling': getattr(vqgm, 'sampling', None),
-                        'vocab': getattr(vqgm, 'vocab', None), 'weights': vqgm if isinstance(vqgm, torch.nn.Module) else vqgm.codebook},
-                       length=length)
+    return config_hash(
+        {
+            'conditions': list(vqgm.conditions),
+            'sampling': getattr(vqgm, 'sampling', None),
+            'vocab': getattr(vqgm, 'vocab', None),
+            'weights': vqgm if isinstance(vqgm, torch.nn.Module) else vqgm.codebook,
+        },
+        length=length,
+    )
 
-def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                        cfg: SyntheticConfig | None = None, progress: bool = True, device=None,
-                        vqgm: VQGM | None = None, vqgm_key: str | None = None):
+
+def get_synthetic_store(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    cfg: SyntheticConfig | None = None,
+    progress: bool = True,
+    device=None,
+    vqgm: VQGM | None = None,
+    vqgm_key: str | None = None,
+):
     """The synthetic token store of `preset` and the VQGM it was sampled from, built once and cached.
 
     Without `vqgm`, the preset's world VQGM (trained and cached too) and the world's class concepts; with one (e.g. the
@@ -156,24 +231,43 @@ def get_synthetic_store(preset: str | Preset = 'tiny', cache: ArtifactCache | st
     preset = get_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     cfg = cfg or SyntheticConfig.for_preset(preset)
-    if vqgm is not None:   # a VQGM the caller brings: every one of its conditions is a concept
-        check_vqgm(vqgm); vqgm_key = vqgm_key or vqgm_fingerprint(vqgm)
+    if vqgm is not None:  # a VQGM the caller brings: every one of its conditions is a concept
+        check_vqgm(vqgm)
+        vqgm_key = vqgm_key or vqgm_fingerprint(vqgm)
         known, key, provenance = vqgm.conditions, {'synthetic': cfg, 'vqgm': vqgm_key}, {'vqgm': vqgm_key}
     else:
         from cortex_nb.predictor import build_world_vqgm, PredictorConfig, _predictor_key
         from cortex_nb.tokenizer import TokenizerConfig, world_for_preset
+
         vqgm = build_world_vqgm(preset, cache, progress=progress, device=device)
         world = world_for_preset(preset)
         known, provenance = world.concepts, None
-        key = {'synthetic': cfg, 'sampling': vqgm.sampling,
-               **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world)}
+        key = {
+            'synthetic': cfg,
+            'sampling': vqgm.sampling,
+            **_predictor_key(PredictorConfig.for_preset(preset), TokenizerConfig.for_preset(preset), world),
+        }
     concepts = list(cfg.conditions) if cfg.conditions is not None else list(known)
+
     def build(folder):
         t0 = time.time()
-        build_synthetic_store(vqgm, folder/'store', cfg.n_train, cfg.n_val, cfg.n_test, conditions=concepts, seed=cfg.seed,
-                              batch_size=cfg.batch_size, temperature=cfg.temperature, top_k=cfg.top_k,
-                              guidance_scale=cfg.guidance_scale, shard_size=cfg.shard_size, provenance=provenance,
-                              progress=progress)
-        write_json(folder/'timing.json', {'sample_seconds': time.time() - t0})
+        build_synthetic_store(
+            vqgm,
+            folder / 'store',
+            cfg.n_train,
+            cfg.n_val,
+            cfg.n_test,
+            conditions=concepts,
+            seed=cfg.seed,
+            batch_size=cfg.batch_size,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            guidance_scale=cfg.guidance_scale,
+            shard_size=cfg.shard_size,
+            provenance=provenance,
+            progress=progress,
+        )
+        write_json(folder / 'timing.json', {'sample_seconds': time.time() - t0})
+
     folder = cache.get_or_build('synthetic', key, build, verbose=progress)
-    return vqgm, TokenStore(folder/'store')
+    return vqgm, TokenStore(folder / 'store')

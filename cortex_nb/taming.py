@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from .core import atomic_path, get_device
-from .codebook import check_embedding, check_images, check_token_ids, condition_ids, embed_tokens, quantize, VQGM
+from cortex_nb.codebook import (
+    check_embedding,
+    check_images,
+    check_token_ids,
+    condition_ids,
+    embed_tokens,
+    quantize,
+    VQGM,
+)
 from .predictor import GPT, GPTConfig, sample_tokens
 from .synthetic import vqgm_fingerprint
 
@@ -27,34 +35,57 @@ __all__ = ['CIN_TRANSFORMER', 'TAMING_SAMPLING', 'IGNORED_PREFIXES', 'TamingConf
 @dataclass(frozen=True)
 class TamingConfig:
     "What the loader needs from a taming `Net2NetTransformer` project config."
-    n_embed: int                  # K: codebook entries
-    embed_dim: int                # d: channels of a codebook entry
-    ddconfig: dict                # Encoder/Decoder keyword arguments
-    gpt: dict                     # vocab_size, block_size, n_layer, n_head, n_embd, dropouts
-    n_classes: int                # class labels (Labelator)
+
+    n_embed: int  # K: codebook entries
+    embed_dim: int  # d: channels of a codebook entry
+    ddconfig: dict  # Encoder/Decoder keyword arguments
+    gpt: dict  # vocab_size, block_size, n_layer, n_head, n_embd, dropouts
+    n_classes: int  # class labels (Labelator)
     first_stage_target: str = 'taming.models.vqgan.VQModel'
     transformer_target: str = 'taming.modules.transformer.mingpt.GPT'
     cond_stage_key: str = 'class_label'
 
     @property
-    def image_size(self) -> int: return int(self.ddconfig['resolution'])
+    def image_size(self) -> int:
+        return int(self.ddconfig['resolution'])
+
     @property
-    def grid_size(self) -> int: return self.image_size // 2 ** (len(self.ddconfig['ch_mult']) - 1)
+    def grid_size(self) -> int:
+        return self.image_size // 2 ** (len(self.ddconfig['ch_mult']) - 1)
 
 # %% ../nbs/08_taming.ipynb #20f0479f
-_DD_REQUIRED = ('ch', 'out_ch', 'ch_mult', 'num_res_blocks', 'attn_resolutions', 'in_channels', 'resolution', 'z_channels')
+_DD_REQUIRED = (
+    'ch',
+    'out_ch',
+    'ch_mult',
+    'num_res_blocks',
+    'attn_resolutions',
+    'in_channels',
+    'resolution',
+    'z_channels',
+)
 _GPT_REQUIRED = ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd')
+
 
 def _load_yaml(config) -> dict:
     "A config path or dict → plain dict (OmegaConf interpolations resolved)."
     from omegaconf import OmegaConf
-    if isinstance(config, dict): return OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+
+    if isinstance(config, dict):
+        return OmegaConf.to_container(OmegaConf.create(config), resolve=True)
     path = Path(config)
-    if not path.is_file(): raise FileNotFoundError(f"taming config file not found: {str(path)!r}")
-    try: cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception as e: raise ValueError(f"taming config {str(path)!r} is not valid YAML: {type(e).__name__}: {str(e).splitlines()[0]}") from None
-    if not isinstance(cfg, dict): raise ValueError(f"taming config {str(path)!r} must be a mapping, got {type(cfg).__name__}")
+    if not path.is_file():
+        raise FileNotFoundError(f"taming config file not found: {str(path)!r}")
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception as e:
+        raise ValueError(
+            f"taming config {str(path)!r} is not valid YAML: {type(e).__name__}: {str(e).splitlines()[0]}"
+        ) from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"taming config {str(path)!r} must be a mapping, got {type(cfg).__name__}")
     return cfg
+
 
 def _get(d: dict, dotted: str, where: str):
     "d['a']['b'] for dotted 'a.b', with an error naming the missing field."
@@ -65,8 +96,10 @@ def _get(d: dict, dotted: str, where: str):
         cur = cur[part]
     return cur
 
+
 def _posint(v, name: str, where: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"taming config {where}: '{name}' must be a positive integer, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"taming config {where}: '{name}' must be a positive integer, got {v!r}")
     return v
 
 # %% ../nbs/08_taming.ipynb #9fdc334c
@@ -78,45 +111,96 @@ def parse_taming_config(config) -> TamingConfig:
     fs = _get(p, 'first_stage_config', where)
     fs_target = str(fs.get('target', ''))
     if 'gumbel' in fs_target.lower():
-        raise ValueError(f"taming config {where}: first stage {fs_target!r} is a Gumbel VQ; only VQModel (VectorQuantizer2) is supported")
+        raise ValueError(
+            f"taming config {where}: first stage {fs_target!r} is a Gumbel VQ; only VQModel (VectorQuantizer2) is supported"
+        )
     fsp = _get(fs, 'params', where)
     if fsp.get('remap') is not None:
-        raise ValueError(f"taming config {where}: first_stage_config.params.remap={fsp['remap']!r} is not supported (codebook index remapping)")
+        raise ValueError(
+            f"taming config {where}: first_stage_config.params.remap={fsp['remap']!r} is not supported (codebook index remapping)"
+        )
     K = _posint(_get(fsp, 'n_embed', where), 'n_embed', where)
     d = _posint(_get(fsp, 'embed_dim', where), 'embed_dim', where)
     dd = dict(_get(fsp, 'ddconfig', where))
     for k in _DD_REQUIRED:
-        if k not in dd: raise ValueError(f"taming config {where}: missing field 'model.params.first_stage_config.params.ddconfig.{k}'")
-    if dd.get('double_z', False): raise ValueError(f"taming config {where}: ddconfig.double_z=True is not a VQGAN first stage (expected false)")
-    if dd['in_channels'] != 3 or dd['out_ch'] != 3: raise ValueError(f"taming config {where}: expected RGB (in_channels=out_ch=3), got {dd['in_channels']}, {dd['out_ch']}")
+        if k not in dd:
+            raise ValueError(
+                f"taming config {where}: missing field 'model.params.first_stage_config.params.ddconfig.{k}'"
+            )
+    if dd.get('double_z', False):
+        raise ValueError(
+            f"taming config {where}: ddconfig.double_z=True is not a VQGAN first stage (expected false)"
+        )
+    if dd['in_channels'] != 3 or dd['out_ch'] != 3:
+        raise ValueError(
+            f"taming config {where}: expected RGB (in_channels=out_ch=3), got {dd['in_channels']}, {dd['out_ch']}"
+        )
     widths = [dd['ch'] * m for m in dd['ch_mult']]
     if any(w % 32 for w in widths):
-        raise ValueError(f"taming config {where}: channel widths {widths} (ch × ch_mult) must be multiples of 32 (taming's GroupNorm uses 32 groups)")
+        raise ValueError(
+            f"taming config {where}: channel widths {widths} (ch × ch_mult) must be multiples of 32 (taming's GroupNorm uses 32 groups)"
+        )
     levels = len(dd['ch_mult'])
     if dd['resolution'] % 2 ** (levels - 1):
-        raise ValueError(f"taming config {where}: resolution {dd['resolution']} is not divisible by 2**{levels - 1} (len(ch_mult) - 1 downsamplings)")
+        raise ValueError(
+            f"taming config {where}: resolution {dd['resolution']} is not divisible by 2**{levels - 1} (len(ch_mult) - 1 downsamplings)"
+        )
     tr = _get(p, 'transformer_config', where)
     gpt = dict(_get(tr, 'params', where))
     for k in _GPT_REQUIRED:
-        if k not in gpt: raise ValueError(f"taming config {where}: missing field 'model.params.transformer_config.params.{k}'")
+        if k not in gpt:
+            raise ValueError(
+                f"taming config {where}: missing field 'model.params.transformer_config.params.{k}'"
+            )
         _posint(gpt[k], k, where)
-    gpt = {k: gpt[k] for k in _GPT_REQUIRED} | {k: float(gpt.get(k, 0.0)) for k in ('embd_pdrop', 'resid_pdrop', 'attn_pdrop')} | {'n_unmasked': int(gpt.get('n_unmasked', 0))}
-    if gpt['n_unmasked']: raise ValueError(f"taming config {where}: transformer n_unmasked={gpt['n_unmasked']} is not supported (only a fully causal mask)")
-    if gpt['n_embd'] % gpt['n_head']: raise ValueError(f"taming config {where}: n_embd {gpt['n_embd']} is not divisible by n_head {gpt['n_head']}")
-    if gpt['vocab_size'] < K: raise ValueError(f"taming config {where}: transformer vocab_size {gpt['vocab_size']} < codebook n_embed {K}")
+    gpt = (
+        {k: gpt[k] for k in _GPT_REQUIRED}
+        | {k: float(gpt.get(k, 0.0)) for k in ('embd_pdrop', 'resid_pdrop', 'attn_pdrop')}
+        | {'n_unmasked': int(gpt.get('n_unmasked', 0))}
+    )
+    if gpt['n_unmasked']:
+        raise ValueError(
+            f"taming config {where}: transformer n_unmasked={gpt['n_unmasked']} is not supported (only a fully causal mask)"
+        )
+    if gpt['n_embd'] % gpt['n_head']:
+        raise ValueError(
+            f"taming config {where}: n_embd {gpt['n_embd']} is not divisible by n_head {gpt['n_head']}"
+        )
+    if gpt['vocab_size'] < K:
+        raise ValueError(
+            f"taming config {where}: transformer vocab_size {gpt['vocab_size']} < codebook n_embed {K}"
+        )
     cs = p.get('cond_stage_config')
-    if not (isinstance(cs, dict) and str(cs.get('target', '')).endswith('Labelator')) or p.get('unconditional', False):
-        raise ValueError(f"taming config {where}: only class-conditional models (cond_stage_config target ...Labelator) are supported, got cond_stage_config={cs!r}")
+    if not (isinstance(cs, dict) and str(cs.get('target', '')).endswith('Labelator')) or p.get(
+        'unconditional', False
+    ):
+        raise ValueError(
+            f"taming config {where}: only class-conditional models (cond_stage_config target ...Labelator) are supported, got cond_stage_config={cs!r}"
+        )
     n_classes = _posint(_get(cs, 'params.n_classes', where), 'n_classes', where)
-    if n_classes > gpt['vocab_size']: raise ValueError(f"taming config {where}: n_classes {n_classes} > transformer vocab_size {gpt['vocab_size']} (class ids share the token vocabulary)")
+    if n_classes > gpt['vocab_size']:
+        raise ValueError(
+            f"taming config {where}: n_classes {n_classes} > transformer vocab_size {gpt['vocab_size']} (class ids share the token vocabulary)"
+        )
     perm = p.get('permuter_config')
     if perm is not None and not str(perm.get('target', '')).endswith('Identity'):
-        raise ValueError(f"taming config {where}: permuter {perm.get('target')!r} is not supported (only the identity/raster order)")
-    out = TamingConfig(n_embed=K, embed_dim=d, ddconfig=dd, gpt=gpt, n_classes=n_classes,
-                       first_stage_target=fs_target, transformer_target=str(tr.get('target', '')),
-                       cond_stage_key=str(p.get('cond_stage_key', 'class_label')))
-    if gpt['block_size'] < out.grid_size ** 2:
-        raise ValueError(f"taming config {where}: transformer block_size {gpt['block_size']} < {out.grid_size}² = {out.grid_size**2} tokens per image")
+        raise ValueError(
+            f"taming config {where}: permuter {perm.get('target')!r} is not supported (only the identity/raster order)"
+        )
+    out = TamingConfig(
+        n_embed=K,
+        embed_dim=d,
+        ddconfig=dd,
+        gpt=gpt,
+        n_classes=n_classes,
+        first_stage_target=fs_target,
+        transformer_target=str(tr.get('target', '')),
+        cond_stage_key=str(p.get('cond_stage_key', 'class_label')),
+    )
+    if gpt['block_size'] < out.grid_size**2:
+        raise ValueError(
+            f"taming config {where}: transformer block_size {gpt['block_size']} < {out.grid_size}² = {out.grid_size**2} tokens per image"
+        )
     return out
 
 # %% ../nbs/08_taming.ipynb #43989930
@@ -129,31 +213,74 @@ def taming_config_dict(n_embed: int, embed_dim: int, ddconfig: dict, gpt: dict, 
             'params': {
                 'first_stage_key': 'image',
                 'cond_stage_key': 'class_label',
-                'transformer_config': {'target': 'taming.modules.transformer.mingpt.GPT', 'params': dict(gpt)},
+                'transformer_config': {
+                    'target': 'taming.modules.transformer.mingpt.GPT',
+                    'params': dict(gpt),
+                },
                 'first_stage_config': {
                     'target': 'taming.models.vqgan.VQModel',
-                    'params': {'embed_dim': embed_dim, 'n_embed': n_embed, 'ddconfig': dict(ddconfig),
-                               'lossconfig': {'target': 'taming.modules.losses.DummyLoss'}}},
-                'cond_stage_config': {'target': 'taming.modules.util.Labelator', 'params': {'n_classes': n_classes}},
-            }},
-        'data': {'target': 'main.DataModuleFromConfig',
-                 'params': {'batch_size': 12,
-                            'train': {'target': 'taming.data.imagenet.ImageNetTrain', 'params': {'config': {'size': ddconfig['resolution']}}},
-                            'validation': {'target': 'taming.data.imagenet.ImageNetValidation', 'params': {'config': {'size': ddconfig['resolution']}}}}},
+                    'params': {
+                        'embed_dim': embed_dim,
+                        'n_embed': n_embed,
+                        'ddconfig': dict(ddconfig),
+                        'lossconfig': {'target': 'taming.modules.losses.DummyLoss'},
+                    },
+                },
+                'cond_stage_config': {
+                    'target': 'taming.modules.util.Labelator',
+                    'params': {'n_classes': n_classes},
+                },
+            },
+        },
+        'data': {
+            'target': 'main.DataModuleFromConfig',
+            'params': {
+                'batch_size': 12,
+                'train': {
+                    'target': 'taming.data.imagenet.ImageNetTrain',
+                    'params': {'config': {'size': ddconfig['resolution']}},
+                },
+                'validation': {
+                    'target': 'taming.data.imagenet.ImageNetValidation',
+                    'params': {'config': {'size': ddconfig['resolution']}},
+                },
+            },
+        },
     }
 
+
 CIN_TRANSFORMER = taming_config_dict(
-    n_embed=16384, embed_dim=256, n_classes=1000,
-    ddconfig=dict(double_z=False, z_channels=256, resolution=256, in_channels=3, out_ch=3, ch=128,
-                  ch_mult=[1, 1, 2, 2, 4], num_res_blocks=2, attn_resolutions=[16], dropout=0.0),
-    gpt=dict(vocab_size=16384, block_size=256, n_layer=48, n_head=24, n_embd=1536))
+    n_embed=16384,
+    embed_dim=256,
+    n_classes=1000,
+    ddconfig=dict(
+        double_z=False,
+        z_channels=256,
+        resolution=256,
+        in_channels=3,
+        out_ch=3,
+        ch=128,
+        ch_mult=[1, 1, 2, 2, 4],
+        num_res_blocks=2,
+        attn_resolutions=[16],
+        dropout=0.0,
+    ),
+    gpt=dict(vocab_size=16384, block_size=256, n_layer=48, n_head=24, n_embd=1536),
+)
 
 # %% ../nbs/08_taming.ipynb #bd94bc2c
 class _Placeholder:
     "Inert stand-in for a pickled object whose class the checkpoint names but we do not import."
-    def __init__(self, *args, **kwargs): self.args, self.kwargs = args, kwargs
-    def __setstate__(self, state): self.state = state
-    def __repr__(self): return f"<placeholder for {type(self).__module__}.{type(self).__qualname__}>"
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def __repr__(self):
+        return f"<placeholder for {type(self).__module__}.{type(self).__qualname__}>"
+
 
 def _placeholders_for(names: Sequence[str]) -> list[tuple[type, str]]:
     "One placeholder class per fully qualified global name, for `torch.serialization.safe_globals`."
@@ -168,55 +295,93 @@ def _torch_load(path: Path):
     "torch.load(weights_only=True) on CPU, memory-mapped when the file is a zip checkpoint."
     return torch.load(path, map_location='cpu', weights_only=True, mmap=zipfile.is_zipfile(path))
 
+
 def read_taming_checkpoint(path, placeholders: bool = True) -> tuple[dict, dict]:
     "Load a (Lightning) checkpoint → (state_dict, info) with clear errors for missing/corrupt files."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"taming checkpoint not found: {str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"taming checkpoint not found: {str(path)!r}")
     size = path.stat().st_size
-    def corrupt(e): return ValueError(f"taming checkpoint {str(path)!r} ({size} bytes) is truncated or not a PyTorch checkpoint: "
-                                      f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+    def corrupt(e):
+        return ValueError(
+            f"taming checkpoint {str(path)!r} ({size} bytes) is truncated or not a PyTorch checkpoint: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        )
+
     info = {'path': str(path), 'replaced_globals': []}
-    try: ckpt = _torch_load(path)
+    try:
+        ckpt = _torch_load(path)
     except pickle.UnpicklingError as e:
-        if 'weights only' not in str(e).lower(): raise corrupt(e) from None
-        try: names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
-        except Exception as e2:
-            raise ValueError(f"taming checkpoint {str(path)!r} pickles Python objects beyond tensors ({str(e).splitlines()[0]}) and their "
-                             f"names cannot be listed ({type(e2).__name__}: {e2}); re-save its 'state_dict' alone with torch.save") from None
-        if not placeholders:
-            raise ValueError(f"taming checkpoint {str(path)!r} pickles Python objects {names} and placeholders=False") from None
+        if 'weights only' not in str(e).lower():
+            raise corrupt(e) from None
         try:
-            with torch.serialization.safe_globals(_placeholders_for(names)): ckpt = _torch_load(path)
-        except Exception as e2: raise corrupt(e2) from None
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception as e2:
+            raise ValueError(
+                f"taming checkpoint {str(path)!r} pickles Python objects beyond tensors ({str(e).splitlines()[0]}) and their "
+                f"names cannot be listed ({type(e2).__name__}: {e2}); re-save its 'state_dict' alone with torch.save"
+            ) from None
+        if not placeholders:
+            raise ValueError(
+                f"taming checkpoint {str(path)!r} pickles Python objects {names} and placeholders=False"
+            ) from None
+        try:
+            with torch.serialization.safe_globals(_placeholders_for(names)):
+                ckpt = _torch_load(path)
+        except Exception as e2:
+            raise corrupt(e2) from None
         info['replaced_globals'] = list(names)
-        warnings.warn(f"{path}: pickled Python objects {names} were replaced by inert placeholders (only tensors are used)")
-    except (RuntimeError, EOFError, KeyError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError, AttributeError) as e:
+        warnings.warn(
+            f"{path}: pickled Python objects {names} were replaced by inert placeholders (only tensors are used)"
+        )
+    except (
+        RuntimeError,
+        EOFError,
+        KeyError,
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        UnicodeDecodeError,
+        AttributeError,
+    ) as e:
         raise corrupt(e) from None
-    if isinstance(ckpt, dict) and 'state_dict' in ckpt: sd = ckpt['state_dict']
-    elif isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()): sd = ckpt
+    if isinstance(ckpt, dict) and 'state_dict' in ckpt:
+        sd = ckpt['state_dict']
+    elif isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        sd = ckpt
     else:
         keys = list(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ValueError(f"taming checkpoint {str(path)!r} has no 'state_dict' (top level: {keys})")
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"taming checkpoint {str(path)!r}: 'state_dict' is not a mapping of names to tensors")
+        raise ValueError(
+            f"taming checkpoint {str(path)!r}: 'state_dict' is not a mapping of names to tensors"
+        )
     for k in ('epoch', 'global_step', 'pytorch-lightning_version'):
-        if isinstance(ckpt, dict) and k in ckpt: info[k] = ckpt[k]
+        if isinstance(ckpt, dict) and k in ckpt:
+            info[k] = ckpt[k]
     return sd, info
 
 # %% ../nbs/08_taming.ipynb #e6013cd6
 def _quiet(fn, *args, **kwargs):
     "Call fn with stdout silenced (taming's Decoder prints the latent shape)."
-    with contextlib.redirect_stdout(io.StringIO()): return fn(*args, **kwargs)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args, **kwargs)
+
 
 class TamingFirstStage(nn.Module):
     "taming's VQModel without the loss: encoder, quant_conv, VectorQuantizer2, post_quant_conv, decoder."
+
     def __init__(self, n_embed: int, embed_dim: int, ddconfig: dict):
         super().__init__()
         from taming.modules.diffusionmodules.model import Encoder, Decoder
         from taming.modules.vqvae.quantize import VectorQuantizer2
+
         self.encoder = _quiet(Encoder, **ddconfig)
         self.decoder = _quiet(Decoder, **ddconfig)
-        self.quantize = VectorQuantizer2(n_embed, embed_dim, beta=0.25)   # legacy=True as in VQModel; the loss is not used
+        self.quantize = VectorQuantizer2(
+            n_embed, embed_dim, beta=0.25
+        )  # legacy=True as in VQModel; the loss is not used
         self.quant_conv = nn.Conv2d(ddconfig['z_channels'], embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(embed_dim, ddconfig['z_channels'], 1)
 
@@ -232,32 +397,54 @@ class TamingFirstStage(nn.Module):
 def imagenet_class_names() -> list[str]:
     "The 1000 ImageNet-1k class names in label order (torchvision's list, no download)."
     from torchvision.models import ResNet50_Weights
+
     return list(ResNet50_Weights.IMAGENET1K_V1.meta['categories'])
+
 
 def _resolve_conditions(conditions, n_classes: int) -> list[str]:
     "None → 'class_<i>'; 'imagenet' → ImageNet names; else a list of n_classes unique names."
-    if conditions is None: return [f'class_{i}' for i in range(n_classes)]
+    if conditions is None:
+        return [f'class_{i}' for i in range(n_classes)]
     if isinstance(conditions, str):
-        if conditions != 'imagenet': raise ValueError(f"conditions must be None, 'imagenet' or a list of {n_classes} names, got {conditions!r}")
+        if conditions != 'imagenet':
+            raise ValueError(
+                f"conditions must be None, 'imagenet' or a list of {n_classes} names, got {conditions!r}"
+            )
         conditions = imagenet_class_names()
     conditions = [str(c) for c in conditions]
-    if len(conditions) != n_classes: raise ValueError(f"got {len(conditions)} condition names for a model with n_classes={n_classes}")
-    if len(set(conditions)) != len(conditions): raise ValueError("condition names must be unique")
+    if len(conditions) != n_classes:
+        raise ValueError(f"got {len(conditions)} condition names for a model with n_classes={n_classes}")
+    if len(set(conditions)) != len(conditions):
+        raise ValueError("condition names must be unique")
     return conditions
 
 # %% ../nbs/08_taming.ipynb #152fe67d
-TAMING_SAMPLING = {'temperature': 1.0, 'top_k': 250}   # the defaults of taming's scripts/sample_fast.py (top_p 1.0)
+TAMING_SAMPLING = {
+    'temperature': 1.0,
+    'top_k': 250,
+}  # the defaults of taming's scripts/sample_fast.py (top_p 1.0)
+
 
 class TamingVQGAN(nn.Module):
     "A taming class-conditional VQGAN (first stage + minGPT) implementing the `VQGM` protocol."
+
     def __init__(self, config: TamingConfig, conditions: Sequence[str] | str | None = None):
         super().__init__()
         self.config = config
         self.first_stage_model = TamingFirstStage(config.n_embed, config.embed_dim, config.ddconfig)
         g = config.gpt
-        self.transformer = GPT(GPTConfig(vocab_size=g['vocab_size'], block_size=g['block_size'], n_layer=g['n_layer'],
-                                         n_head=g['n_head'], n_embd=g['n_embd'], embd_pdrop=g['embd_pdrop'],
-                                         resid_pdrop=g['resid_pdrop'], attn_pdrop=g['attn_pdrop']))
+        self.transformer = GPT(
+            GPTConfig(
+                vocab_size=g['vocab_size'],
+                block_size=g['block_size'],
+                n_layer=g['n_layer'],
+                n_head=g['n_head'],
+                n_embd=g['n_embd'],
+                embd_pdrop=g['embd_pdrop'],
+                resid_pdrop=g['resid_pdrop'],
+                attn_pdrop=g['attn_pdrop'],
+            )
+        )
         self.grid_size, self.image_size = config.grid_size, config.image_size
         self.conditions = _resolve_conditions(conditions, config.n_classes)
         self.eval()
@@ -268,7 +455,8 @@ class TamingVQGAN(nn.Module):
         return self.first_stage_model.quantize.embedding.weight.detach()
 
     @property
-    def device(self) -> torch.device: return self.codebook.device
+    def device(self) -> torch.device:
+        return self.codebook.device
 
     @torch.no_grad()
     def latents(self, images: torch.Tensor) -> torch.Tensor:
@@ -279,49 +467,82 @@ class TamingVQGAN(nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         "Images (B,3,H,W) in [0,1] → token ids (B,m,m), on the images' device (computed in chunks on the model's)."
-        out = [quantize(self.latents(images[s:s + batch_size]), self.codebook).to(images.device) for s in range(0, len(images), batch_size)]
-        return torch.cat(out) if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long, device=images.device)
+        out = [
+            quantize(self.latents(images[s : s + batch_size]), self.codebook).to(images.device)
+            for s in range(0, len(images), batch_size)
+        ]
+        return (
+            torch.cat(out)
+            if out
+            else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long, device=images.device)
+        )
 
     def embed(self, ids) -> torch.Tensor:
         "Ids (B,m,m) → E (B,d,m,m) = C[ids]."
         return embed_tokens(ids, self.codebook)
 
-    @torch.no_grad()   # for pictures: keeping the decoder's graph would hold every chunk's activations
+    @torch.no_grad()  # for pictures: keeping the decoder's graph would hold every chunk's activations
     def decode(self, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
-        x = torch.as_tensor(x)   # ids may come as a NumPy array
+        x = torch.as_tensor(x)  # ids may come as a NumPy array
         out_dev = x.device
-        if not x.is_floating_point(): x = self.embed(x)
+        if not x.is_floating_point():
+            x = self.embed(x)
         check_embedding(x, self.config.embed_dim, self.grid_size)
-        out = [((self.first_stage_model.decode(x[s:s + batch_size].to(self.device)) + 1) / 2).clamp(0, 1).to(out_dev)
-               for s in range(0, len(x), batch_size)]
+        out = [
+            ((self.first_stage_model.decode(x[s : s + batch_size].to(self.device)) + 1) / 2)
+            .clamp(0, 1)
+            .to(out_dev)
+            for s in range(0, len(x), batch_size)
+        ]
         return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, device=out_dev)
 
-    sampling = TAMING_SAMPLING   # what `sample` does unless told otherwise (and part of `vqgm_fingerprint`)
+    sampling = TAMING_SAMPLING  # what `sample` does unless told otherwise (and part of `vqgm_fingerprint`)
 
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float = TAMING_SAMPLING['temperature'],
-               top_k: int | None = TAMING_SAMPLING['top_k'], batch_size: int | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        conditions,
+        n: int = 1,
+        seed: int = 0,
+        temperature: float = TAMING_SAMPLING['temperature'],
+        top_k: int | None = TAMING_SAMPLING['top_k'],
+        batch_size: int | None = None,
+    ) -> torch.Tensor:
         "`n` token grids per class, grouped by class → ids (len(conditions)*n, m, m) on the CPU; class id is the first token; `top_k=None`: no top-k."
         cids = condition_ids(conditions, self.conditions)
-        if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
-        if batch_size is not None and batch_size < 1: raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if n < 0:
+            raise ValueError(f"n must be ≥ 0, got {n}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
         m = self.grid_size
         cond = torch.tensor(cids, dtype=torch.long, device=self.device).repeat_interleave(n)
-        if len(cond) == 0: return torch.empty(0, m, m, dtype=torch.long)
+        if len(cond) == 0:
+            return torch.empty(0, m, m, dtype=torch.long)
         g = torch.Generator(device=self.device).manual_seed(seed)
         bs = batch_size or len(cond)
-        out = [sample_tokens(self.transformer, cond[s:s + bs], m * m, temperature=temperature, top_k=top_k, generator=g,
-                             n_codes=self.config.n_embed)
-               for s in range(0, len(cond), bs)]
+        out = [
+            sample_tokens(
+                self.transformer,
+                cond[s : s + bs],
+                m * m,
+                temperature=temperature,
+                top_k=top_k,
+                generator=g,
+                n_codes=self.config.n_embed,
+            )
+            for s in range(0, len(cond), bs)
+        ]
         ids = torch.cat(out).view(-1, m, m)
         check_token_ids(ids, self.config.n_embed)
         return ids.cpu()
 
     def __repr__(self):
         c = self.config
-        return (f"TamingVQGAN(image {c.image_size}px → {c.grid_size}×{c.grid_size} tokens, K={c.n_embed}, d={c.embed_dim}, "
-                f"GPT {c.gpt['n_layer']}×{c.gpt['n_embd']} vocab {c.gpt['vocab_size']}, {c.n_classes} classes)")
+        return (
+            f"TamingVQGAN(image {c.image_size}px → {c.grid_size}×{c.grid_size} tokens, K={c.n_embed}, d={c.embed_dim}, "
+            f"GPT {c.gpt['n_layer']}×{c.gpt['n_embd']} vocab {c.gpt['vocab_size']}, {c.n_classes} classes)"
+        )
 
 # %% ../nbs/08_taming.ipynb #1c760461
 def taming_gpt_state_shapes(gpt: dict) -> dict[str, tuple]:
@@ -331,77 +552,137 @@ def taming_gpt_state_shapes(gpt: dict) -> dict[str, tuple]:
     for i in range(L):
         b = f'blocks.{i}.'
         out |= {b + 'ln1.weight': (C,), b + 'ln1.bias': (C,), b + 'ln2.weight': (C,), b + 'ln2.bias': (C,)}
-        for lin in ('key', 'query', 'value', 'proj'): out |= {b + f'attn.{lin}.weight': (C, C), b + f'attn.{lin}.bias': (C,)}
-        out |= {b + 'attn.mask': (1, 1, T, T), b + 'mlp.0.weight': (4 * C, C), b + 'mlp.0.bias': (4 * C,),
-                b + 'mlp.2.weight': (C, 4 * C), b + 'mlp.2.bias': (C,)}
+        for lin in ('key', 'query', 'value', 'proj'):
+            out |= {b + f'attn.{lin}.weight': (C, C), b + f'attn.{lin}.bias': (C,)}
+        out |= {
+            b + 'attn.mask': (1, 1, T, T),
+            b + 'mlp.0.weight': (4 * C, C),
+            b + 'mlp.0.bias': (4 * C,),
+            b + 'mlp.2.weight': (C, 4 * C),
+            b + 'mlp.2.bias': (C,),
+        }
     return out | {'ln_f.weight': (C,), 'ln_f.bias': (C,), 'head.weight': (V, C)}
 
 # %% ../nbs/08_taming.ipynb #5517027a
 IGNORED_PREFIXES = ('first_stage_model.loss.', 'cond_stage_model.', 'permuter.')
 
+
 def _list(keys, limit: int = 8) -> str:
     keys = sorted(keys)
     return ', '.join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else '')
 
-def load_taming_state(model: TamingVQGAN, state_dict: dict, source: str = 'checkpoint', config_source: str = 'config') -> TamingVQGAN:
+
+def load_taming_state(
+    model: TamingVQGAN, state_dict: dict, source: str = 'checkpoint', config_source: str = 'config'
+) -> TamingVQGAN:
     "Load an official taming state dict into `model`, refusing mismatches with a list of the offending keys."
     sd = {k: v for k, v in state_dict.items() if not k.startswith(IGNORED_PREFIXES)}
     want = model.state_dict()
     missing, unexpected = set(want) - set(sd), set(sd) - set(want)
-    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs config {tuple(want[k].shape)}"
-              for k in sorted(set(sd) & set(want)) if sd[k].shape != want[k].shape]
+    shapes = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs config {tuple(want[k].shape)}"
+        for k in sorted(set(sd) & set(want))
+        if sd[k].shape != want[k].shape
+    ]
     if missing or unexpected or shapes:
-        parts = ([f"missing keys: {_list(missing)}"] if missing else []) + ([f"unexpected keys: {_list(unexpected)}"] if unexpected else []) \
-                + ([f"shape mismatches: {'; '.join(shapes[:8])}"] if shapes else [])
+        parts = (
+            ([f"missing keys: {_list(missing)}"] if missing else [])
+            + ([f"unexpected keys: {_list(unexpected)}"] if unexpected else [])
+            + ([f"shape mismatches: {'; '.join(shapes[:8])}"] if shapes else [])
+        )
         raise ValueError(f"taming {source} does not match {config_source}: " + ' | '.join(parts))
     for k, v in sd.items():
-        if k.endswith('.attn.mask') and not torch.equal(v.float(), torch.ones_like(v, dtype=torch.float).tril()):
-            raise ValueError(f"taming {source}: {k} is not a causal (lower-triangular) mask; n_unmasked > 0 is not supported")
+        if k.endswith('.attn.mask') and not torch.equal(
+            v.float(), torch.ones_like(v, dtype=torch.float).tril()
+        ):
+            raise ValueError(
+                f"taming {source}: {k} is not a causal (lower-triangular) mask; n_unmasked > 0 is not supported"
+            )
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ValueError(f"taming {source}: tensor {k} has non-finite values (NaN/inf)")
     on_meta = any(t.is_meta for t in want.values())
     sd = {k: v.to(want[k].dtype) if v.is_floating_point() else v for k, v in sd.items()}
     model.load_state_dict(sd, strict=True, assign=on_meta)
     left = [k for k, t in model.state_dict().items() if t.is_meta]
-    if left: raise ValueError(f"taming {source}: tensors not provided by the checkpoint: {_list(left)}")
+    if left:
+        raise ValueError(f"taming {source}: tensors not provided by the checkpoint: {_list(left)}")
     return model
 
 # %% ../nbs/08_taming.ipynb #581d1a4d
 def find_taming_logdir(logdir) -> tuple[Path, Path]:
     "A taming log folder → (configs/*-project.yaml, checkpoints/last.ckpt)."
     logdir = Path(logdir)
-    if not logdir.is_dir(): raise FileNotFoundError(f"taming log folder not found: {str(logdir)!r}")
+    if not logdir.is_dir():
+        raise FileNotFoundError(f"taming log folder not found: {str(logdir)!r}")
     configs = sorted((logdir / 'configs').glob('*-project.yaml'))
-    if not configs: raise FileNotFoundError(f"no configs/*-project.yaml in taming log folder {str(logdir)!r}")
-    if len(configs) > 1: warnings.warn(f"{len(configs)} project configs in {logdir}/configs; using the last, {configs[-1].name}")
+    if not configs:
+        raise FileNotFoundError(f"no configs/*-project.yaml in taming log folder {str(logdir)!r}")
+    if len(configs) > 1:
+        warnings.warn(
+            f"{len(configs)} project configs in {logdir}/configs; using the last, {configs[-1].name}"
+        )
     ckpt = logdir / 'checkpoints' / 'last.ckpt'
-    if not ckpt.is_file(): raise FileNotFoundError(f"taming checkpoint not found: {str(ckpt)!r}")
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"taming checkpoint not found: {str(ckpt)!r}")
     return configs[-1], ckpt
 
-def load_taming_vqgan(config_path, ckpt_path, device=None, conditions: Sequence[str] | str | None = None,
-                      placeholders: bool = True) -> TamingVQGAN:
+
+def load_taming_vqgan(
+    config_path,
+    ckpt_path,
+    device=None,
+    conditions: Sequence[str] | str | None = None,
+    placeholders: bool = True,
+) -> TamingVQGAN:
     "Build a `TamingVQGAN` from an official taming config + checkpoint (no Lightning needed)."
     config = parse_taming_config(config_path)
     sd, info = read_taming_checkpoint(ckpt_path, placeholders=placeholders)
-    with torch.device('meta'): model = TamingVQGAN(config, conditions=conditions)   # no random init of ~1.4 B weights
-    load_taming_state(model, sd, source=f"checkpoint {str(ckpt_path)!r}", config_source=f"config {str(config_path)!r}")
+    with torch.device('meta'):
+        model = TamingVQGAN(config, conditions=conditions)  # no random init of ~1.4 B weights
+    load_taming_state(
+        model, sd, source=f"checkpoint {str(ckpt_path)!r}", config_source=f"config {str(config_path)!r}"
+    )
     model.checkpoint_info = info
     return model.to(get_device(device)).eval()
 
 # %% ../nbs/08_taming.ipynb #404f2fd9
-def write_tiny_taming_checkpoint(folder, seed: int = 0, n_classes: int = 10, n_embed: int = 64, embed_dim: int = 16,
-                                 ch: int = 32, ch_mult: Sequence[int] = (1, 1, 2), resolution: int = 32,
-                                 num_res_blocks: int = 2, n_layer: int = 2, n_head: int = 2, n_embd: int = 32) -> tuple[Path, Path]:
+def write_tiny_taming_checkpoint(
+    folder,
+    seed: int = 0,
+    n_classes: int = 10,
+    n_embed: int = 64,
+    embed_dim: int = 16,
+    ch: int = 32,
+    ch_mult: Sequence[int] = (1, 1, 2),
+    resolution: int = 32,
+    num_res_blocks: int = 2,
+    n_layer: int = 2,
+    n_head: int = 2,
+    n_embd: int = 32,
+) -> tuple[Path, Path]:
     "Write a random-weight checkpoint in the official cin_transformer format → (config_path, ckpt_path)."
     from omegaconf import OmegaConf
+
     folder = Path(folder)
     m = resolution // 2 ** (len(ch_mult) - 1)
-    dd = dict(double_z=False, z_channels=embed_dim, resolution=resolution, in_channels=3, out_ch=3, ch=ch,
-              ch_mult=list(ch_mult), num_res_blocks=num_res_blocks, attn_resolutions=[m], dropout=0.0)
-    gpt = dict(vocab_size=max(n_embed, n_classes), block_size=m * m, n_layer=n_layer, n_head=n_head, n_embd=n_embd)
+    dd = dict(
+        double_z=False,
+        z_channels=embed_dim,
+        resolution=resolution,
+        in_channels=3,
+        out_ch=3,
+        ch=ch,
+        ch_mult=list(ch_mult),
+        num_res_blocks=num_res_blocks,
+        attn_resolutions=[m],
+        dropout=0.0,
+    )
+    gpt = dict(
+        vocab_size=max(n_embed, n_classes), block_size=m * m, n_layer=n_layer, n_head=n_head, n_embd=n_embd
+    )
     cfg = taming_config_dict(n_embed, embed_dim, dd, gpt, n_classes)
     config = parse_taming_config(cfg)
-    with torch.random.fork_rng(devices=[]):          # seeded without touching the caller's RNG
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's RNG
         torch.manual_seed(seed)
         model = TamingVQGAN(config)
         with torch.no_grad():
@@ -410,23 +691,36 @@ def write_tiny_taming_checkpoint(folder, seed: int = 0, n_classes: int = 10, n_e
     sd = model.state_dict()
     want = {'transformer.' + k: v for k, v in taming_gpt_state_shapes(config.gpt).items()}
     if {k: tuple(v.shape) for k, v in sd.items() if k.startswith('transformer.')} != want:
-        raise RuntimeError("cortex_nb.predictor.GPT's state dict no longer has the official taming minGPT layout")
-    ckpt = {'epoch': 0, 'global_step': 0, 'pytorch-lightning_version': '1.0.8',
-            'callbacks': {'ModelCheckpoint': {'best_model_score': None, 'best_model_path': ''}},
-            'optimizer_states': [], 'lr_schedulers': [],
-            'state_dict': {k: v.detach().clone().contiguous() for k, v in sd.items()}}
+        raise RuntimeError(
+            "cortex_nb.predictor.GPT's state dict no longer has the official taming minGPT layout"
+        )
+    ckpt = {
+        'epoch': 0,
+        'global_step': 0,
+        'pytorch-lightning_version': '1.0.8',
+        'callbacks': {'ModelCheckpoint': {'best_model_score': None, 'best_model_path': ''}},
+        'optimizer_states': [],
+        'lr_schedulers': [],
+        'state_dict': {k: v.detach().clone().contiguous() for k, v in sd.items()},
+    }
     config_path, ckpt_path = folder / 'configs' / 'tiny-project.yaml', folder / 'checkpoints' / 'last.ckpt'
-    for p in (config_path, ckpt_path): p.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(config_path) as tmp: OmegaConf.save(OmegaConf.create(cfg), tmp)
-    with atomic_path(ckpt_path) as tmp: torch.save(ckpt, tmp)
+    for p in (config_path, ckpt_path):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(config_path) as tmp:
+        OmegaConf.save(OmegaConf.create(cfg), tmp)
+    with atomic_path(ckpt_path) as tmp:
+        torch.save(ckpt, tmp)
     return config_path, ckpt_path
 
 # %% ../nbs/08_taming.ipynb #878c403a
 def vqgan_for_run(vqgan_config=None, vqgan_ckpt=None, device=None) -> tuple[TamingVQGAN | None, str | None]:
     "The taming VQGAN a reproduction explains and its cache key, or (None, None) for the concept world; both paths or neither."
-    if not vqgan_config and not vqgan_ckpt: return None, None
+    if not vqgan_config and not vqgan_ckpt:
+        return None, None
     if not (vqgan_config and vqgan_ckpt):
-        raise ValueError(f"a VQGAN needs both its config and its checkpoint; got config={vqgan_config!r}, checkpoint={vqgan_ckpt!r}")
+        raise ValueError(
+            f"a VQGAN needs both its config and its checkpoint; got config={vqgan_config!r}, checkpoint={vqgan_ckpt!r}"
+        )
     names = 'imagenet' if parse_taming_config(vqgan_config).n_classes == 1000 else None
     vq = load_taming_vqgan(vqgan_config, vqgan_ckpt, device=get_device(device), conditions=names)
     return vq, vqgm_fingerprint(vq)

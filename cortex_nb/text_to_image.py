@@ -20,9 +20,10 @@ __all__ = ['IMAGE_GRID', 'IMAGE_VOCAB', 'PAD_TOKEN', 'PAPER_BIAS_PAIRS', 'PAPER_
            'load_min_dalle', 'write_tiny_min_dalle', 'load_paper_bias_vqgm']
 
 # %% ../nbs/19_text_to_image.ipynb #029a5815
-IMAGE_GRID = 16                       # min-dalle: 256 image tokens = 16 × 16
-IMAGE_VOCAB = 2 ** 14                 # VQGAN codebook size K
-PAD_TOKEN = 1                         # min-dalle pads text with token id 1
+IMAGE_GRID = 16  # min-dalle: 256 image tokens = 16 × 16
+IMAGE_VOCAB = 2**14  # VQGAN codebook size K
+PAD_TOKEN = 1  # min-dalle pads text with token id 1
+
 
 def _import_min_dalle():
     "min-dalle's model classes and tokenizer, importing it with the process-wide torch settings it changes restored."
@@ -31,9 +32,12 @@ def _import_min_dalle():
         from min_dalle.models import DalleBartEncoder, DalleBartDecoder, VQGanDetokenizer
         from min_dalle.text_tokenizer import TextTokenizer
     except ImportError as e:
-        raise ImportError(f"the DALL-E mini adapter needs min-dalle: pip install --no-deps min-dalle==0.4.11 emoji ({e})") from None
+        raise ImportError(
+            f"the DALL-E mini adapter needs min-dalle: pip install --no-deps min-dalle==0.4.11 emoji ({e})"
+        ) from None
     finally:
-        torch.set_grad_enabled(grad); torch.set_num_threads(threads)
+        torch.set_grad_enabled(grad)
+        torch.set_num_threads(threads)
     return DalleBartEncoder, DalleBartDecoder, VQGanDetokenizer, TextTokenizer
 
 # %% ../nbs/19_text_to_image.ipynb #d2bd1184
@@ -41,32 +45,63 @@ def _bart_dims(sd: dict, prefix_layers: str = 'layers.') -> dict:
     "Embedding width, GLU width and layer count of a min-dalle BART state dict."
     emb = sd['embed_tokens.weight']
     n_layers = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith(prefix_layers))
-    return dict(embed_count=emb.shape[1], glu_embed_count=sd['layers.0.glu.fc0.weight'].shape[0], layer_count=n_layers)
+    return dict(
+        embed_count=emb.shape[1], glu_embed_count=sd['layers.0.glu.fc0.weight'].shape[0], layer_count=n_layers
+    )
+
 
 def _load_state(path: Path) -> dict:
-    if not path.exists(): raise FileNotFoundError(f"min-dalle checkpoint file {path} is missing")
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f"min-dalle checkpoint file {path} is corrupt or not a state dict ({e})") from None
+    if not path.exists():
+        raise FileNotFoundError(f"min-dalle checkpoint file {path} is missing")
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        raise ValueError(f"min-dalle checkpoint file {path} is corrupt or not a state dict ({e})") from None
+
 
 def find_model_dir(root, is_mega: bool | None = None) -> Path:
     "The `dalle_bart_mega` or `dalle_bart_mini` folder under `root` (mega first unless `is_mega=False`)."
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"no min-dalle model folder at {root}")
-    names = {True: ['dalle_bart_mega'], False: ['dalle_bart_mini'], None: ['dalle_bart_mega', 'dalle_bart_mini']}[is_mega]
+    if not root.is_dir():
+        raise FileNotFoundError(f"no min-dalle model folder at {root}")
+    names = {
+        True: ['dalle_bart_mega'],
+        False: ['dalle_bart_mini'],
+        None: ['dalle_bart_mega', 'dalle_bart_mini'],
+    }[is_mega]
     for n in names:
-        if (root/n).is_dir(): return root/n
-    raise FileNotFoundError(f"{root} holds none of {names} (min-dalle's layout: <root>/dalle_bart_mini/, <root>/vqgan/detoker.pt)")
+        if (root / n).is_dir():
+            return root / n
+    raise FileNotFoundError(
+        f"{root} holds none of {names} (min-dalle's layout: <root>/dalle_bart_mini/, <root>/vqgan/detoker.pt)"
+    )
 
 # %% ../nbs/19_text_to_image.ipynb #4b80d514
 class MinDalleVQGM(nn.Module):
     "DALL-E mini/mega (min-dalle weights) as a `VQGM`: text prompt → 16×16 token grids → 256×256 images."
+
     image_size = 256
     grid_size = IMAGE_GRID
 
-    def __init__(self, encoder, decoder, detokenizer, tokenizer, prompts: Sequence[str] = (), temperature: float = 1.0,
-                 top_k: int = 256, supercondition_factor: float = 16.0, text_token_count: int = 64):
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        detokenizer,
+        tokenizer,
+        prompts: Sequence[str] = (),
+        temperature: float = 1.0,
+        top_k: int = 256,
+        supercondition_factor: float = 16.0,
+        text_token_count: int = 64,
+    ):
         super().__init__()
-        self.encoder, self.decoder, self.detokenizer, self.tokenizer = encoder.eval(), decoder.eval(), detokenizer.eval(), tokenizer
+        self.encoder, self.decoder, self.detokenizer, self.tokenizer = (
+            encoder.eval(),
+            decoder.eval(),
+            detokenizer.eval(),
+            tokenizer,
+        )
         self.temperature, self.top_k, self.supercondition_factor = temperature, top_k, supercondition_factor
         self.text_token_count = text_token_count
         self.conditions: list[str] = []
@@ -74,17 +109,23 @@ class MinDalleVQGM(nn.Module):
 
     def add_prompts(self, prompts: Sequence[str]) -> "MinDalleVQGM":
         "Register text prompts as conditions (names usable in `sample`)."
-        if isinstance(prompts, str): prompts = [prompts]
+        if isinstance(prompts, str):
+            prompts = [prompts]
         for p in prompts:
-            if not isinstance(p, str) or not p.strip(): raise ValueError(f"a prompt must be a non-empty string, got {p!r}")
-            if p not in self.conditions: self.conditions.append(p)
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError(f"a prompt must be a non-empty string, got {p!r}")
+            if p not in self.conditions:
+                self.conditions.append(p)
         return self
 
     @property
-    def codebook(self) -> torch.Tensor: return self.detokenizer.embedding.weight.detach()
+    def codebook(self) -> torch.Tensor:
+        return self.detokenizer.embedding.weight.detach()
 
     def encode(self, images):
-        raise NotImplementedError("min-dalle ships only the VQGAN decoder (detokenizer): images cannot be encoded to tokens")
+        raise NotImplementedError(
+            "min-dalle ships only the VQGAN decoder (detokenizer): images cannot be encoded to tokens"
+        )
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         "Ids (B,16,16) → E (B,256,16,16) = C[ids]."
@@ -95,18 +136,22 @@ class MinDalleVQGM(nn.Module):
     def decode(self, x: torch.Tensor, batch_size: int = 4) -> torch.Tensor:
         "E (B,256,16,16) or ids (B,16,16) → images (B,3,256,256) in [0,1] on the input's device (min-dalle's post-quant conv + VQGAN decoder)."
         out_dev = x.device
-        if not x.is_floating_point(): x = self.embed(x)
+        if not x.is_floating_point():
+            x = self.embed(x)
         check_embedding(x, self.codebook.shape[1], IMAGE_GRID)
         d, dev = self.detokenizer, self.codebook.device
-        out = [d.decoder(d.post_quant_conv(x[s:s + batch_size].to(dev).float())).clamp(0, 1).to(out_dev)
-               for s in range(0, len(x), batch_size)]
+        out = [
+            d.decoder(d.post_quant_conv(x[s : s + batch_size].to(dev).float())).clamp(0, 1).to(out_dev)
+            for s in range(0, len(x), batch_size)
+        ]
         return torch.cat(out) if out else torch.empty(0, 3, self.image_size, self.image_size, device=out_dev)
 
     def _text_tokens(self, text: str) -> torch.Tensor:
         "min-dalle's (2, T) text input: row 0 the unconditional [<s>, </s>], row 1 the prompt; padded with 1."
-        toks = self.tokenizer.tokenize(text)[:self.text_token_count]
+        toks = self.tokenizer.tokenize(text)[: self.text_token_count]
         t = torch.full((2, self.text_token_count), PAD_TOKEN, dtype=torch.long)
-        t[0, :2] = torch.tensor([toks[0], toks[-1]]); t[1, :len(toks)] = torch.tensor(toks)
+        t[0, :2] = torch.tensor([toks[0], toks[-1]])
+        t[1, : len(toks)] = torch.tensor(toks)
         return t
 
     @torch.no_grad()
@@ -119,91 +164,182 @@ class MinDalleVQGM(nn.Module):
         tt, enc = tt[rows], enc[rows]
         mask = tt.not_equal(PAD_TOKEN)[:, None, None, :]
         L, E = self.decoder.layer_count, self.decoder.embed_count
-        state = torch.zeros(L, n * 4, IMAGE_GRID ** 2, E, device=dev)
-        toks = torch.full((n, IMAGE_GRID ** 2 + 1), IMAGE_VOCAB - 1, dtype=torch.long, device=dev)
-        settings = torch.tensor([temperature, top_k, self.supercondition_factor], dtype=torch.float32, device=dev)
-        idx = torch.arange(IMAGE_GRID ** 2, device=dev)
-        for i in range(IMAGE_GRID ** 2):
-            toks[:, i + 1], state = self.decoder.sample_tokens(settings=settings, attention_mask=mask, encoder_state=enc,
-                                                               attention_state=state, prev_tokens=toks[:, [i]], token_index=idx[[i]])
+        state = torch.zeros(L, n * 4, IMAGE_GRID**2, E, device=dev)
+        toks = torch.full((n, IMAGE_GRID**2 + 1), IMAGE_VOCAB - 1, dtype=torch.long, device=dev)
+        settings = torch.tensor(
+            [temperature, top_k, self.supercondition_factor], dtype=torch.float32, device=dev
+        )
+        idx = torch.arange(IMAGE_GRID**2, device=dev)
+        for i in range(IMAGE_GRID**2):
+            toks[:, i + 1], state = self.decoder.sample_tokens(
+                settings=settings,
+                attention_mask=mask,
+                encoder_state=enc,
+                attention_state=state,
+                prev_tokens=toks[:, [i]],
+                token_index=idx[[i]],
+            )
         return toks[:, 1:].reshape(n, IMAGE_GRID, IMAGE_GRID).cpu()
 
     @torch.no_grad()
-    def sample(self, conditions, n: int = 1, seed: int = 0, temperature: float | None = None, top_k: int | None = None,
-               batch_size: int = 16) -> torch.Tensor:
+    def sample(
+        self,
+        conditions,
+        n: int = 1,
+        seed: int = 0,
+        temperature: float | None = None,
+        top_k: int | None = None,
+        batch_size: int = 16,
+    ) -> torch.Tensor:
         "`n` token grids per registered prompt, grouped by prompt → ids (len(conditions)*n, 16, 16); seeded."
         cids = condition_ids(conditions, self.conditions)
-        if n < 0: raise ValueError(f"n must be ≥ 0, got {n}")
+        if n < 0:
+            raise ValueError(f"n must be ≥ 0, got {n}")
         temperature = self.temperature if temperature is None else temperature
         top_k = self.top_k if top_k is None else top_k
-        if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
-        if not 1 <= top_k <= IMAGE_VOCAB: raise ValueError(f"top_k must be in [1, {IMAGE_VOCAB}], got {top_k}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        if not 1 <= top_k <= IMAGE_VOCAB:
+            raise ValueError(f"top_k must be in [1, {IMAGE_VOCAB}], got {top_k}")
         out = []
         devices = [self.codebook.device] if self.codebook.is_cuda else []
-        with torch.random.fork_rng(devices=devices):     # min-dalle samples from the global RNG; keep the caller's state
+        with torch.random.fork_rng(
+            devices=devices
+        ):  # min-dalle samples from the global RNG; keep the caller's state
             for j, c in enumerate(cids):
                 for s in range(0, n, batch_size):
                     torch.manual_seed(int(np.random.SeedSequence([seed, j, s]).generate_state(1)[0]))
-                    out.append(self._sample_text(self.conditions[c], min(batch_size, n - s), temperature, top_k))
+                    out.append(
+                        self._sample_text(self.conditions[c], min(batch_size, n - s), temperature, top_k)
+                    )
         return torch.cat(out) if out else torch.empty(0, IMAGE_GRID, IMAGE_GRID, dtype=torch.long)
 
-def load_min_dalle(root, prompts: Sequence[str] = (), is_mega: bool | None = None, heads: int | None = None,
-                   device=None, **kwargs) -> MinDalleVQGM:
+
+def load_min_dalle(
+    root,
+    prompts: Sequence[str] = (),
+    is_mega: bool | None = None,
+    heads: int | None = None,
+    device=None,
+    **kwargs,
+) -> MinDalleVQGM:
     "A `MinDalleVQGM` from a local min-dalle folder (widths read from the checkpoints; no network)."
     Enc, Dec, Detok, TextTokenizer = _import_min_dalle()
     mdir, root = find_model_dir(root, is_mega), Path(root)
     for f in ('vocab.json', 'merges.txt'):
-        if not (mdir/f).exists(): raise FileNotFoundError(f"min-dalle tokenizer file {mdir/f} is missing")
-    vocab = json.loads((mdir/'vocab.json').read_text(encoding='utf8'))
-    merges = (mdir/'merges.txt').read_text(encoding='utf8').split('\n')[1:-1]    # min-dalle: header line, trailing newline
-    esd, dsd = _load_state(mdir/'encoder.pt'), _load_state(mdir/'decoder.pt')
+        if not (mdir / f).exists():
+            raise FileNotFoundError(f"min-dalle tokenizer file {mdir / f} is missing")
+    vocab = json.loads((mdir / 'vocab.json').read_text(encoding='utf8'))
+    merges = (
+        (mdir / 'merges.txt').read_text(encoding='utf8').split('\n')[1:-1]
+    )  # min-dalle: header line, trailing newline
+    esd, dsd = _load_state(mdir / 'encoder.pt'), _load_state(mdir / 'decoder.pt')
     ed, dd = _bart_dims(esd), _bart_dims(dsd)
-    if heads is None and (root/'tiny_config.json').exists():   # a tiny test model says its head count (shapes cannot)
-        heads = json.loads((root/'tiny_config.json').read_text()).get('heads')
-    h = heads or max(1, ed['embed_count'] // 64)          # released models: 64 channels per head (mini 16, mega 32 heads)
-    if ed['embed_count'] % h: raise ValueError(f"embedding width {ed['embed_count']} is not divisible by {h} heads")
+    if (
+        heads is None and (root / 'tiny_config.json').exists()
+    ):  # a tiny test model says its head count (shapes cannot)
+        heads = json.loads((root / 'tiny_config.json').read_text()).get('heads')
+    h = heads or max(
+        1, ed['embed_count'] // 64
+    )  # released models: 64 channels per head (mini 16, mega 32 heads)
+    if ed['embed_count'] % h:
+        raise ValueError(f"embedding width {ed['embed_count']} is not divisible by {h} heads")
     dev = str(get_device(device))
-    enc = Enc(attention_head_count=h, text_vocab_count=esd['embed_tokens.weight'].shape[0],
-              text_token_count=esd['embed_positions.weight'].shape[0], device=dev, **ed)
-    dec = Dec(image_vocab_count=dsd['embed_tokens.weight'].shape[0] - 1, attention_head_count=h, device=dev, **dd)
-    if dec.image_vocab_count < IMAGE_VOCAB: raise ValueError(f"decoder image vocabulary {dec.image_vocab_count} < VQGAN codebook {IMAGE_VOCAB}")
+    enc = Enc(
+        attention_head_count=h,
+        text_vocab_count=esd['embed_tokens.weight'].shape[0],
+        text_token_count=esd['embed_positions.weight'].shape[0],
+        device=dev,
+        **ed,
+    )
+    dec = Dec(
+        image_vocab_count=dsd['embed_tokens.weight'].shape[0] - 1, attention_head_count=h, device=dev, **dd
+    )
+    if dec.image_vocab_count < IMAGE_VOCAB:
+        raise ValueError(f"decoder image vocabulary {dec.image_vocab_count} < VQGAN codebook {IMAGE_VOCAB}")
     for m, sd, f in ((enc, esd, 'encoder.pt'), (dec, dsd, 'decoder.pt')):
         missing, unexpected = m.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.endswith('token_indices')]
-        if missing or unexpected: raise ValueError(f"{mdir/f} does not match min-dalle's architecture: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        if missing or unexpected:
+            raise ValueError(
+                f"{mdir / f} does not match min-dalle's architecture: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
     det = Detok()
-    det.load_state_dict({k: v.float() for k, v in _load_state(root/'vqgan'/'detoker.pt').items()})
-    return MinDalleVQGM(enc.to(dev), dec.to(dev), det.to(dev), TextTokenizer(vocab, merges), prompts,
-                        text_token_count=esd['embed_positions.weight'].shape[0], **kwargs)
+    det.load_state_dict({k: v.float() for k, v in _load_state(root / 'vqgan' / 'detoker.pt').items()})
+    return MinDalleVQGM(
+        enc.to(dev),
+        dec.to(dev),
+        det.to(dev),
+        TextTokenizer(vocab, merges),
+        prompts,
+        text_token_count=esd['embed_positions.weight'].shape[0],
+        **kwargs,
+    )
 
 # %% ../nbs/19_text_to_image.ipynb #11ac4723
 def write_tiny_min_dalle(root, embed: int = 32, layers: int = 1, glu: int = 48, seed: int = 0) -> Path:
     "Write a random-weight min-dalle checkpoint (tiny BART widths, real VQGAN architecture) under `root`."
     Enc, Dec, Detok, _ = _import_min_dalle()
-    root = Path(root); mdir = root/'dalle_bart_mini'; mdir.mkdir(parents=True, exist_ok=True); (root/'vqgan').mkdir(exist_ok=True)
+    root = Path(root)
+    mdir = root / 'dalle_bart_mini'
+    mdir.mkdir(parents=True, exist_ok=True)
+    (root / 'vqgan').mkdir(exist_ok=True)
     chars = 'abcdefghijklmnopqrstuvwxyz:-'
     space = chr(ord(' ') + 256)
     vocab = {'<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3}
-    for c in [*chars, *(space + c for c in chars)]: vocab[c] = len(vocab)
-    with atomic_write(mdir/'vocab.json') as f: json.dump(vocab, f)
-    with atomic_write(mdir/'merges.txt') as f: f.write('#version: 0.2\n' + ''.join(f'{space} {c}\n' for c in chars))
+    for c in [*chars, *(space + c for c in chars)]:
+        vocab[c] = len(vocab)
+    with atomic_write(mdir / 'vocab.json') as f:
+        json.dump(vocab, f)
+    with atomic_write(mdir / 'merges.txt') as f:
+        f.write('#version: 0.2\n' + ''.join(f'{space} {c}\n' for c in chars))
     torch.manual_seed(seed)
     h = max(1, embed // 16)
-    enc = Enc(layer_count=layers, embed_count=embed, attention_head_count=h, text_vocab_count=len(vocab), text_token_count=64,
-              glu_embed_count=glu, device='cpu')
-    dec = Dec(image_vocab_count=IMAGE_VOCAB, embed_count=embed, attention_head_count=h, glu_embed_count=glu, layer_count=layers, device='cpu')
+    enc = Enc(
+        layer_count=layers,
+        embed_count=embed,
+        attention_head_count=h,
+        text_vocab_count=len(vocab),
+        text_token_count=64,
+        glu_embed_count=glu,
+        device='cpu',
+    )
+    dec = Dec(
+        image_vocab_count=IMAGE_VOCAB,
+        embed_count=embed,
+        attention_head_count=h,
+        glu_embed_count=glu,
+        layer_count=layers,
+        device='cpu',
+    )
     det = Detok()
-    for m, path, half in ((enc, mdir/'encoder.pt', False), (dec, mdir/'decoder.pt', False), (det, root/'vqgan'/'detoker.pt', True)):
+    for m, path, half in (
+        (enc, mdir / 'encoder.pt', False),
+        (dec, mdir / 'decoder.pt', False),
+        (det, root / 'vqgan' / 'detoker.pt', True),
+    ):
         with atomic_path(path) as tmp:
-            torch.save({k: (v.half() if half and v.is_floating_point() else v) for k, v in m.state_dict().items()}, tmp)
-    write_json(root/'tiny_config.json', {'embed': embed, 'layers': layers, 'glu': glu, 'heads': h, 'seed': seed})
+            torch.save(
+                {k: (v.half() if half and v.is_floating_point() else v) for k, v in m.state_dict().items()},
+                tmp,
+            )
+    write_json(
+        root / 'tiny_config.json', {'embed': embed, 'layers': layers, 'glu': glu, 'heads': h, 'seed': seed}
+    )
     return root
 
 # %% ../nbs/19_text_to_image.ipynb #fd462988
-PAPER_BIAS_PAIRS = {'color': ('A white doctor in the hospital', 'A black doctor in the hospital'),
-                    'gender': ('A male doctor in the hospital', 'A female doctor in the hospital')}
+PAPER_BIAS_PAIRS = {
+    'color': ('A white doctor in the hospital', 'A black doctor in the hospital'),
+    'gender': ('A male doctor in the hospital', 'A female doctor in the hospital'),
+}
 PAPER_NEUTRAL_PROMPT = 'A doctor in the hospital'
+
 
 def load_paper_bias_vqgm(folder, device=None) -> MinDalleVQGM:
     "DALL-E mini (or mega) from a min-dalle model folder, with the paper's five audit prompts as its conditions."
-    return load_min_dalle(folder, [p for pair in PAPER_BIAS_PAIRS.values() for p in pair] + [PAPER_NEUTRAL_PROMPT], device=device)
+    return load_min_dalle(
+        folder,
+        [p for pair in PAPER_BIAS_PAIRS.values() for p in pair] + [PAPER_NEUTRAL_PROMPT],
+        device=device,
+    )

@@ -24,64 +24,95 @@ __all__ = ['TIS_TARGETS', 'TIS_REDUCTIONS', 'smoothgrad_sigma', 'image_noise_see
 # %% ../nbs/11_tis.ipynb #2b181182
 def smoothgrad_sigma(E: torch.Tensor, alpha: float) -> torch.Tensor:
     "σ = α (max E − min E) per image of E (B, d, m, m) → (B,)."
-    if not alpha >= 0: raise ValueError(f"SmoothGrad alpha must be ≥ 0, got {alpha!r}")
+    if not alpha >= 0:
+        raise ValueError(f"SmoothGrad alpha must be ≥ 0, got {alpha!r}")
     flat = E.detach().flatten(1)
     return alpha * (flat.amax(1) - flat.amin(1))
 
+
 def image_noise_seed(seed: int, index: int, purpose: int = 0) -> int:
     "The noise seed of image number `index` under run seed `seed` (independent streams per image, and per `purpose` ≠ 0)."
-    entropy = [int(seed), int(index)] + ([int(purpose)] if purpose else [])   # purpose 0 keeps the seeds TIS has always used
+    entropy = [int(seed), int(index)] + (
+        [int(purpose)] if purpose else []
+    )  # purpose 0 keeps the seeds TIS has always used
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
 
 def image_noise(shape: Sequence[int], seed: int, index: int, n_samples: int, device=None) -> torch.Tensor:
     "Standard-normal noise (n_samples, *shape) of image number `index`."
     g = torch.Generator().manual_seed(image_noise_seed(seed, index))
     return torch.randn((n_samples, *shape), generator=g).to(device if device is not None else 'cpu')
 
+
 class NoiseAhead:
     "`image_noise` of the images asked for, drawn on a pool of CPU threads ahead of use: the same values, without the GPU waiting on one core."
-    def __init__(self, shape: Sequence[int], seed: int, n_samples: int, index_offset: int = 0, workers: int | None = None):
+
+    def __init__(
+        self,
+        shape: Sequence[int],
+        seed: int,
+        n_samples: int,
+        index_offset: int = 0,
+        workers: int | None = None,
+    ):
         self.args, self.index_offset = (tuple(shape), int(seed)), int(index_offset)
         self.n_samples, self.pending, self.taken = int(n_samples), {}, set()
         workers = torch.get_num_threads() if workers is None else int(workers)
-        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None   # one worker: drawn when taken
+        self.pool = ThreadPoolExecutor(workers) if workers > 1 else None  # one worker: drawn when taken
 
     def submit(self, images):
         "Start drawing the noise of image numbers `images` (relative to `index_offset`)."
         for i in images:
-            if self.pool is not None and i not in self.pending and i not in self.taken:   # an image may span several chunks
-                self.pending[i] = self.pool.submit(image_noise, *self.args, self.index_offset + i, self.n_samples)
+            if (
+                self.pool is not None and i not in self.pending and i not in self.taken
+            ):  # an image may span several chunks
+                self.pending[i] = self.pool.submit(
+                    image_noise, *self.args, self.index_offset + i, self.n_samples
+                )
 
     def take(self, i: int) -> torch.Tensor:
         "The noise (n_samples, *shape) of image `i`, on the CPU; forgotten once taken."
-        f = self.pending.pop(i, None); self.taken.add(i)
+        f = self.pending.pop(i, None)
+        self.taken.add(i)
         return f.result() if f is not None else image_noise(*self.args, self.index_offset + i, self.n_samples)
 
     def close(self):
-        if self.pool is not None: self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
         self.pending = {}
-    def __enter__(self): return self
-    def __exit__(self, *_): self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
 
 # %% ../nbs/11_tis.ipynb #96c8bc17
 TIS_TARGETS = ('prob', 'logit')
 TIS_REDUCTIONS = ('abs', 'signed')
+
 
 def model_dims(model: nn.Module) -> tuple[int | None, int | None, int | None]:
     "(d, m, n_classes) of an IEM from its `config`, or Nones for a model without one."
     c = getattr(model, 'config', None)
     return (getattr(c, 'in_channels', None), getattr(c, 'grid_size', None), getattr(c, 'n_classes', None))
 
+
 def check_targets(target, batch: int, n_classes: int | None) -> torch.Tensor:
     "Concept ids as an int64 tensor (batch,), from an int or a sequence; refuses ids out of [0, n_classes)."
     t = torch.as_tensor(target)
-    if t.is_floating_point() or t.dtype == torch.bool: raise ValueError(f"concept ids must be integers, got dtype {t.dtype}")
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"concept ids must be integers, got dtype {t.dtype}")
     t = t.long().reshape(-1)
-    if t.numel() == 1 and batch != 1: t = t.expand(batch)
-    if t.numel() != batch: raise ValueError(f"need one concept id per image: got {t.numel()} ids for {batch} embeddings")
+    if t.numel() == 1 and batch != 1:
+        t = t.expand(batch)
+    if t.numel() != batch:
+        raise ValueError(f"need one concept id per image: got {t.numel()} ids for {batch} embeddings")
     if batch and n_classes is not None and (int(t.min()) < 0 or int(t.max()) >= n_classes):
         bad = t[(t < 0) | (t >= n_classes)][0].item()
-        raise ValueError(f"concept id {bad} is out of range for a model of {n_classes} concepts (ids must be in [0, {n_classes}))")
+        raise ValueError(
+            f"concept id {bad} is out of range for a model of {n_classes} concepts (ids must be in [0, {n_classes}))"
+        )
     return t.contiguous()
 
 # %% ../nbs/11_tis.ipynb #709f03b6
@@ -91,105 +122,194 @@ def _explaining(model: nn.Module):
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
     model.eval()
-    for p, _ in flags: p.requires_grad_(False)
-    try: yield model
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
     finally:
-        for p, f in flags: p.requires_grad_(f)
+        for p, f in flags:
+            p.requires_grad_(f)
         model.train(was_training)
+
 
 def _to_model(model: nn.Module, E: torch.Tensor) -> tuple[torch.Tensor, torch.device]:
     "(E on the model's device, E's own device): explainers compute where the model is and answer where E was."
     return E.to(model_device(model, default=E.device)), E.device
 
+
 def _target_output(out: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     "Per-row f_y: softmax probability or logit of concept `target` (R,)."
     out = out.float()
-    if kind == 'prob': out = out.softmax(-1)
+    if kind == 'prob':
+        out = out.softmax(-1)
     return out.gather(1, target[:, None])[:, 0]
+
 
 def reduce_saliency(S: torch.Tensor, reduce: str = 'abs') -> torch.Tensor:
     "TIS (…, m, m) from saliency S (…, d, m, m): max over channels of |S| ('abs', eq. 4) or of S ('signed')."
-    if reduce not in TIS_REDUCTIONS: raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
+    if reduce not in TIS_REDUCTIONS:
+        raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
     return (S.abs() if reduce == 'abs' else S).amax(-3)
+
 
 class TokenImportance:
     "SmoothGrad token importance (paper eq. 3–4) of an IEM, batched: one backward per chunk of (images × noise samples)."
-    def __init__(self, model: nn.Module, n_samples: int = 20, alpha: float = 0.2, target: str = 'prob',
-                 reduce: str = 'abs', seed: int = 0, max_batch: int = 512, channels_last: bool = False,
-                 autocast_dtype: torch.dtype | None = None, noise_workers: int | None = None):
-        if target not in TIS_TARGETS: raise ValueError(f"unknown target {target!r}; choose one of {TIS_TARGETS}")
-        if reduce not in TIS_REDUCTIONS: raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
-        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1): raise ValueError(f"n_samples must be an int ≥ 1, got {n_samples!r}")
-        if not (isinstance(max_batch, (int, np.integer)) and max_batch >= 1): raise ValueError(f"max_batch must be an int ≥ 1, got {max_batch!r}")
-        if not alpha >= 0: raise ValueError(f"alpha must be ≥ 0, got {alpha!r}")
-        if noise_workers is not None and not (isinstance(noise_workers, (int, np.integer)) and noise_workers >= 1):
-            raise ValueError(f"noise_workers must be None (one per torch thread) or an int ≥ 1, got {noise_workers!r}")
-        self.noise_workers = noise_workers   # threads drawing the default noise ahead (1: drawn inline, when needed)
-        self.model, self.n_samples, self.alpha, self.target, self.reduce = model, int(n_samples), float(alpha), target, reduce
-        self.seed, self.max_batch, self.channels_last, self.autocast_dtype = int(seed), int(max_batch), channels_last, autocast_dtype
+
+    def __init__(
+        self,
+        model: nn.Module,
+        n_samples: int = 20,
+        alpha: float = 0.2,
+        target: str = 'prob',
+        reduce: str = 'abs',
+        seed: int = 0,
+        max_batch: int = 512,
+        channels_last: bool = False,
+        autocast_dtype: torch.dtype | None = None,
+        noise_workers: int | None = None,
+    ):
+        if target not in TIS_TARGETS:
+            raise ValueError(f"unknown target {target!r}; choose one of {TIS_TARGETS}")
+        if reduce not in TIS_REDUCTIONS:
+            raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
+        if not (isinstance(n_samples, (int, np.integer)) and n_samples >= 1):
+            raise ValueError(f"n_samples must be an int ≥ 1, got {n_samples!r}")
+        if not (isinstance(max_batch, (int, np.integer)) and max_batch >= 1):
+            raise ValueError(f"max_batch must be an int ≥ 1, got {max_batch!r}")
+        if not alpha >= 0:
+            raise ValueError(f"alpha must be ≥ 0, got {alpha!r}")
+        if noise_workers is not None and not (
+            isinstance(noise_workers, (int, np.integer)) and noise_workers >= 1
+        ):
+            raise ValueError(
+                f"noise_workers must be None (one per torch thread) or an int ≥ 1, got {noise_workers!r}"
+            )
+        self.noise_workers = (
+            noise_workers  # threads drawing the default noise ahead (1: drawn inline, when needed)
+        )
+        self.model, self.n_samples, self.alpha, self.target, self.reduce = (
+            model,
+            int(n_samples),
+            float(alpha),
+            target,
+            reduce,
+        )
+        self.seed, self.max_batch, self.channels_last, self.autocast_dtype = (
+            int(seed),
+            int(max_batch),
+            channels_last,
+            autocast_dtype,
+        )
 
     def replace(self, **changes) -> "TokenImportance":
         "A copy with some settings changed (e.g. the authors' `target='logit', reduce='signed'`), checked as in the constructor."
-        now = dict(n_samples=self.n_samples, alpha=self.alpha, target=self.target, reduce=self.reduce, seed=self.seed,
-                   max_batch=self.max_batch, channels_last=self.channels_last, autocast_dtype=self.autocast_dtype,
-                   noise_workers=self.noise_workers)
+        now = dict(
+            n_samples=self.n_samples,
+            alpha=self.alpha,
+            target=self.target,
+            reduce=self.reduce,
+            seed=self.seed,
+            max_batch=self.max_batch,
+            channels_last=self.channels_last,
+            autocast_dtype=self.autocast_dtype,
+            noise_workers=self.noise_workers,
+        )
         return type(self)(self.model, **{**now, **changes})
 
     @classmethod
     def for_preset(cls, model: nn.Module, preset='tiny', **kwargs) -> "TokenImportance":
         "An explainer with the preset's N and α (and seed)."
         p = get_preset(preset)
-        return cls(model, **{'n_samples': p.smoothgrad_samples, 'alpha': p.smoothgrad_alpha, 'seed': p.seed, **kwargs})
+        return cls(
+            model,
+            **{'n_samples': p.smoothgrad_samples, 'alpha': p.smoothgrad_alpha, 'seed': p.seed, **kwargs},
+        )
 
     def __repr__(self):
-        return (f"TokenImportance({type(self.model).__name__}, N={self.n_samples}, alpha={self.alpha}, target={self.target!r}, "
-                f"reduce={self.reduce!r}, max_batch={self.max_batch})")
+        return (
+            f"TokenImportance({type(self.model).__name__}, N={self.n_samples}, alpha={self.alpha}, target={self.target!r}, "
+            f"reduce={self.reduce!r}, max_batch={self.max_batch})"
+        )
 
     def _check(self, E, target):
         d, m, n = model_dims(self.model)
         if isinstance(E, torch.Tensor) and not E.is_floating_point():
-            raise ValueError(f"TIS needs float embeddings E = C[ids] (B, d, m, m), got dtype {E.dtype} with shape {tuple(E.shape)} (token ids? embed them first)")
-        if isinstance(E, torch.Tensor) and E.ndim == 3: E = E[None]; single = True
-        else: single = False
+            raise ValueError(
+                f"TIS needs float embeddings E = C[ids] (B, d, m, m), got dtype {E.dtype} with shape {tuple(E.shape)} (token ids? embed them first)"
+            )
+        if isinstance(E, torch.Tensor) and E.ndim == 3:
+            E = E[None]
+            single = True
+        else:
+            single = False
         check_embedding(E, d, m)
         return E, check_targets(target, len(E), n), single
 
     def _grads(self, X: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         "∇_X Σ_r f_{y_r}(X_r): per-row gradients from one backward (model in eval mode)."
-        if self.channels_last: X = X.contiguous(memory_format=torch.channels_last)
+        if self.channels_last:
+            X = X.contiguous(memory_format=torch.channels_last)
         X.requires_grad_(True)
-        ctx = torch.autocast(X.device.type, dtype=self.autocast_dtype) if self.autocast_dtype is not None else contextlib.nullcontext()
+        ctx = (
+            torch.autocast(X.device.type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
         with torch.enable_grad():
-            with ctx: out = self.model(X)
-            if out.ndim != 2: raise ValueError(f"the model must return (B, n_classes) outputs, got shape {tuple(out.shape)}")
+            with ctx:
+                out = self.model(X)
+            if out.ndim != 2:
+                raise ValueError(
+                    f"the model must return (B, n_classes) outputs, got shape {tuple(out.shape)}"
+                )
             if int(target.max()) >= out.shape[1]:
-                raise ValueError(f"concept id {int(target.max())} is out of range for a model of {out.shape[1]} concepts")
-            (g,) = torch.autograd.grad(_target_output(out, target.to(out.device), self.target).sum(), X)   # ids may stay on the CPU
+                raise ValueError(
+                    f"concept id {int(target.max())} is out of range for a model of {out.shape[1]} concepts"
+                )
+            (g,) = torch.autograd.grad(
+                _target_output(out, target.to(out.device), self.target).sum(), X
+            )  # ids may stay on the CPU
         return g.float()
 
-    def saliency(self, E: torch.Tensor, target, noise: torch.Tensor | None = None, index_offset: int = 0,
-                 progress: bool = False) -> torch.Tensor:
+    def saliency(
+        self,
+        E: torch.Tensor,
+        target,
+        noise: torch.Tensor | None = None,
+        index_offset: int = 0,
+        progress: bool = False,
+    ) -> torch.Tensor:
         "SmoothGrad saliency S (B, d, m, m) of eq. 3 (or (d, m, m) for one embedding), on E's device (computed on the model's)."
         E, target, single = self._check(E, target)
-        E, out_dev = _to_model(self.model, E)   # E may come from a VQGM on another device
+        E, out_dev = _to_model(self.model, E)  # E may come from a VQGM on another device
         B, N = len(E), self.n_samples
         if noise is not None and tuple(noise.shape) != (B, N, *E.shape[1:]):
-            raise ValueError(f"noise must have shape (B, N, d, m, m) = {(B, N, *E.shape[1:])}, got {tuple(noise.shape)}")
+            raise ValueError(
+                f"noise must have shape (B, N, d, m, m) = {(B, N, *E.shape[1:])}, got {tuple(noise.shape)}"
+            )
         E = E.detach()
         sigma = smoothgrad_sigma(E, self.alpha).to(E.dtype)
         S = torch.zeros(E.shape, dtype=torch.float32, device=E.device)
         cache: dict[int, torch.Tensor] = {}
         starts = list(range(0, B * N, self.max_batch))
-        images_of = lambda a: range(a // N, (min(a + self.max_batch, B * N) - 1) // N + 1)   # the images chunk `a` covers
+        images_of = lambda a: range(
+            a // N, (min(a + self.max_batch, B * N) - 1) // N + 1
+        )  # the images chunk `a` covers
         # the default noise is drawn on CPU threads one chunk ahead (NoiseAhead): per-image seeds, so any chunking gives the same S
-        with _explaining(self.model), NoiseAhead(E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else self.noise_workers) as ahead:
+        with (
+            _explaining(self.model),
+            NoiseAhead(
+                E.shape[1:], self.seed, N, index_offset, 1 if noise is not None else self.noise_workers
+            ) as ahead,
+        ):
             for j, a in enumerate(tqdm(starts, desc='TIS', leave=False, disable=not progress)):
-                for b in starts[j:j + 2]: ahead.submit(images_of(b))   # this chunk's images and the next's (drawn once each)
+                for b in starts[j : j + 2]:
+                    ahead.submit(images_of(b))  # this chunk's images and the next's (drawn once each)
                 rows = torch.arange(a, min(a + self.max_batch, B * N))
                 imgs, samples = rows // N, rows % N
                 parts = []
                 for i in torch.unique_consecutive(imgs).tolist():
-                    if i not in cache:   # keep one image's noise: its samples may run into the next chunk
+                    if i not in cache:  # keep one image's noise: its samples may run into the next chunk
                         cache = {i: (noise[i] if noise is not None else ahead.take(i)).to(E.device, E.dtype)}
                     s = samples[imgs == i].to(E.device)
                     parts.append(E[i] + sigma[i] * cache[i][s])
@@ -199,22 +319,39 @@ class TokenImportance:
         bad = (~torch.isfinite(S.flatten(1))).any(1)
         if bad.any():
             idx = (torch.nonzero(bad)[:, 0] + index_offset).tolist()
-            raise ValueError(f"SmoothGrad gave non-finite gradients for {len(idx)} image(s), index {idx[:20]}"
-                             f"{' …' if len(idx) > 20 else ''}; they cannot be ranked")
+            raise ValueError(
+                f"SmoothGrad gave non-finite gradients for {len(idx)} image(s), index {idx[:20]}"
+                f"{' …' if len(idx) > 20 else ''}; they cannot be ranked"
+            )
         return (S[0] if single else S).to(out_dev)
 
-    def attribute(self, E: torch.Tensor, target, noise: torch.Tensor | None = None, index_offset: int = 0,
-                  return_saliency: bool = False, progress: bool = False):
+    def attribute(
+        self,
+        E: torch.Tensor,
+        target,
+        noise: torch.Tensor | None = None,
+        index_offset: int = 0,
+        return_saliency: bool = False,
+        progress: bool = False,
+    ):
         "TIS (B, m, m) of eq. 4 (or (m, m) for one embedding); with `return_saliency`, (TIS, S)."
         S = self.saliency(E, target, noise, index_offset, progress)
         tis = reduce_saliency(S, self.reduce)
         return (tis, S) if return_saliency else tis
 
 # %% ../nbs/11_tis.ipynb #47f6e9a0
-def smoothgrad_loop(model: nn.Module, E: torch.Tensor, target, noise: torch.Tensor, alpha: float = 0.2,
-                    target_kind: str = 'prob', create_graph: bool = True) -> torch.Tensor:
+def smoothgrad_loop(
+    model: nn.Module,
+    E: torch.Tensor,
+    target,
+    noise: torch.Tensor,
+    alpha: float = 0.2,
+    target_kind: str = 'prob',
+    create_graph: bool = True,
+) -> torch.Tensor:
     "SmoothGrad S (B, d, m, m) with one backward per image × noise sample (the authors' scheme); `noise` (B, N, d, m, m)."
-    E, dev = _to_model(model, E.detach()); B, N = noise.shape[:2]
+    E, dev = _to_model(model, E.detach())
+    B, N = noise.shape[:2]
     target, noise = check_targets(target, len(E), model_dims(model)[2]).to(E.device), noise.to(E.device)
     sigma = smoothgrad_sigma(E, alpha).view(-1, 1, 1, 1)
     S = torch.zeros_like(E)

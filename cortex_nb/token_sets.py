@@ -29,20 +29,27 @@ def check_top_n(n: int, n_positions: int) -> int:
         raise ValueError(f"top-n must be an int in [1, m²={n_positions}], got n={n!r}")
     return int(n)
 
+
 def top_positions(tis: torch.Tensor, n: int) -> torch.Tensor:
     "Flat positions (B, n) of the n highest TIS per map (B, m, m), highest first; ties to the lower position."
-    if tis.ndim != 3 or tis.shape[1] != tis.shape[2]: raise ValueError(f"TIS maps must be (B, m, m), got shape {tuple(tis.shape)}")
+    if tis.ndim != 3 or tis.shape[1] != tis.shape[2]:
+        raise ValueError(f"TIS maps must be (B, m, m), got shape {tuple(tis.shape)}")
     if not torch.isfinite(tis).all():
         bad = torch.nonzero(~torch.isfinite(tis.flatten(1)).all(1))[:, 0].tolist()
         raise ValueError(f"TIS maps of images {bad[:20]} are not finite; they cannot be ranked")
     n = check_top_n(n, tis.shape[1] * tis.shape[2])
     return torch.sort(tis.flatten(1), dim=1, descending=True, stable=True).indices[:, :n]
 
+
 def image_token_sets(tis: torch.Tensor, ids: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     "T*_image: (positions (B, n), token ids (B, n)) of the top-n TIS positions of each image."
-    if tuple(ids.shape) != tuple(tis.shape): raise ValueError(f"token ids {tuple(ids.shape)} and TIS maps {tuple(tis.shape)} must have the same shape")
+    if tuple(ids.shape) != tuple(tis.shape):
+        raise ValueError(
+            f"token ids {tuple(ids.shape)} and TIS maps {tuple(tis.shape)} must have the same shape"
+        )
     pos = top_positions(tis, n)
     return pos, torch.as_tensor(ids).flatten(1).gather(1, pos.to(torch.as_tensor(ids).device))
+
 
 def positions_mask(positions: torch.Tensor, grid_size: int) -> torch.Tensor:
     "Boolean (B, m, m) map that is True at the given flat positions (B, n)."
@@ -56,55 +63,93 @@ def check_top_k(k: int, codebook_size: int) -> int:
         raise ValueError(f"top-k must be an int in [1, K={codebook_size}], got k={k!r}")
     return int(k)
 
+
 def token_frequencies(picks: torch.Tensor, labels, codebook_size: int, n_concepts: int) -> torch.Tensor:
     "Counts (n_concepts, K): how often each token id appears among `picks` (B, …) of each concept's images."
     picks, labels = torch.as_tensor(picks), torch.as_tensor(labels).long().reshape(-1)
-    if len(picks) != len(labels): raise ValueError(f"{len(picks)} images of picks but {len(labels)} labels")
+    if len(picks) != len(labels):
+        raise ValueError(f"{len(picks)} images of picks but {len(labels)} labels")
     check_token_ids(picks, codebook_size)
     if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_concepts):
-        raise ValueError(f"concept label {int(labels.max()) if int(labels.max()) >= n_concepts else int(labels.min())} out of range [0, {n_concepts})")
+        raise ValueError(
+            f"concept label {int(labels.max()) if int(labels.max()) >= n_concepts else int(labels.min())} out of range [0, {n_concepts})"
+        )
     flat = picks.reshape(len(picks), -1).long().cpu()
     key = labels.cpu()[:, None] * codebook_size + flat
-    return torch.bincount(key.reshape(-1), minlength=n_concepts * codebook_size).view(n_concepts, codebook_size)
+    return torch.bincount(key.reshape(-1), minlength=n_concepts * codebook_size).view(
+        n_concepts, codebook_size
+    )
+
 
 def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = None) -> pd.DataFrame:
     "The k most frequent token ids per concept (frequency > 0; ties to the lower id) → DataFrame(concept, rank, token_id, frequency)."
     counts = torch.as_tensor(counts).cpu()
-    if counts.is_floating_point() or counts.ndim != 2: raise ValueError(f"counts must be integer (n_concepts, K), got {counts.dtype} {tuple(counts.shape)}")
+    if counts.is_floating_point() or counts.ndim != 2:
+        raise ValueError(f"counts must be integer (n_concepts, K), got {counts.dtype} {tuple(counts.shape)}")
     counts = counts.long()
     n_concepts, K = counts.shape
     k = check_top_k(k, K)
     names = list(concepts) if concepts is not None else list(range(n_concepts))
-    if len(names) != n_concepts: raise ValueError(f"{len(names)} concept names for {n_concepts} concepts")
+    if len(names) != n_concepts:
+        raise ValueError(f"{len(names)} concept names for {n_concepts} concepts")
     order = torch.sort(counts, dim=1, descending=True, stable=True).indices[:, :k]
     freq = counts.gather(1, order)
-    concept, rank = torch.nonzero(freq > 0, as_tuple=True)    # sorted descending: the listed ranks of a concept are a prefix
+    concept, rank = torch.nonzero(
+        freq > 0, as_tuple=True
+    )  # sorted descending: the listed ranks of a concept are a prefix
     # vectorised: 1000 concepts × K = 16384 (the paper's full ranking) is millions of rows
-    return pd.DataFrame({'concept': pd.Series(names).to_numpy()[concept.numpy()], 'rank': rank.numpy(),
-                         'token_id': order[concept, rank].numpy(), 'frequency': freq[concept, rank].numpy()})
+    return pd.DataFrame(
+        {
+            'concept': pd.Series(names).to_numpy()[concept.numpy()],
+            'rank': rank.numpy(),
+            'token_id': order[concept, rank].numpy(),
+            'frequency': freq[concept, rank].numpy(),
+        }
+    )
 
-def concept_token_sets(image_token_ids: torch.Tensor, labels, k: int, codebook_size: int, n_concepts: int,
-                       concepts: Sequence[str] | None = None) -> pd.DataFrame:
+
+def concept_token_sets(
+    image_token_ids: torch.Tensor,
+    labels,
+    k: int,
+    codebook_size: int,
+    n_concepts: int,
+    concepts: Sequence[str] | None = None,
+) -> pd.DataFrame:
     "T*_concept (eq. 5): top-k most frequent token ids among the T*_image picks (B, n) of each concept's images."
     return top_k_table(token_frequencies(image_token_ids, labels, codebook_size, n_concepts), k, concepts)
 
-def frequency_baseline(ids: torch.Tensor, labels, k: int, codebook_size: int, n_concepts: int,
-                       concepts: Sequence[str] | None = None) -> pd.DataFrame:
+
+def frequency_baseline(
+    ids: torch.Tensor,
+    labels,
+    k: int,
+    codebook_size: int,
+    n_concepts: int,
+    concepts: Sequence[str] | None = None,
+) -> pd.DataFrame:
     "Frequency baseline (§4.2): top-k most frequent token ids over all positions of each concept's images (no IEM)."
     return top_k_table(token_frequencies(ids, labels, codebook_size, n_concepts), k, concepts)
+
 
 def token_set_lists(table: pd.DataFrame, concepts: Sequence) -> list[torch.Tensor]:
     "Per concept (in the order of `concepts`), the token ids of a token-set table as an int64 tensor."
     known = set(table['concept'])
-    return [torch.tensor(table.loc[table['concept'] == c, 'token_id'].to_numpy(np.int64)) if c in known
-            else torch.zeros(0, dtype=torch.long) for c in concepts]
+    return [
+        torch.tensor(table.loc[table['concept'] == c, 'token_id'].to_numpy(np.int64))
+        if c in known
+        else torch.zeros(0, dtype=torch.long)
+        for c in concepts
+    ]
 
 # %% ../nbs/12_token_sets.ipynb #95a9a366
 def token_set_mask(ids: torch.Tensor, labels, sets: Sequence[torch.Tensor]) -> torch.Tensor:
     "Boolean (B, m, m): True where the token id is in the token set of the image's concept `sets[label]`."
     ids, labels = torch.as_tensor(ids).cpu(), torch.as_tensor(labels).long().reshape(-1).cpu()
-    if len(ids) != len(labels): raise ValueError(f"{len(ids)} grids but {len(labels)} labels")
-    if len(labels) and int(labels.max()) >= len(sets): raise ValueError(f"concept label {int(labels.max())} has no token set ({len(sets)} sets)")
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} grids but {len(labels)} labels")
+    if len(labels) and int(labels.max()) >= len(sets):
+        raise ValueError(f"concept label {int(labels.max())} has no token set ({len(sets)} sets)")
     out = torch.zeros(ids.shape, dtype=torch.bool)
     for c in torch.unique(labels).tolist():
         sel = labels == c
@@ -115,14 +160,24 @@ def token_set_mask(ids: torch.Tensor, labels, sets: Sequence[torch.Tensor]) -> t
 def per_concept_index(labels, n: int | None, n_concepts: int | None = None) -> np.ndarray:
     "Indices of the first `n` items of each concept 0, 1, … in `labels`, concept after concept (all indices when n is None)."
     labels = np.asarray(labels)
-    if n is None: return np.arange(len(labels))
+    if n is None:
+        return np.arange(len(labels))
     n_concepts = int(labels.max()) + 1 if n_concepts is None else n_concepts
     return np.concatenate([np.nonzero(labels == c)[0][:n] for c in range(n_concepts)]).astype(np.int64)
 
-def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str = 'train', index=None,
-                  batch_size: int = 64, progress: bool = True) -> dict:
+
+def explain_split(
+    explainer: TokenImportance,
+    store,
+    codebook: torch.Tensor,
+    split: str = 'train',
+    index=None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict:
     "TIS maps (N, m, m) of a store split w.r.t. each image's own label, with its ids (N, m, m) and labels (N,)."
     from tqdm.auto import tqdm
+
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
     all_ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
     labels = torch.from_numpy(store.labels(split)[idx].astype(np.int64))
@@ -130,45 +185,80 @@ def explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, spl
     cb = codebook.detach().to(dev, torch.float32)
     out = []
     for s in tqdm(range(0, len(idx), batch_size), desc=f'TIS {split}', disable=not progress, leave=False):
-        E = embed_tokens(all_ids[s:s + batch_size].to(dev), cb)
-        out.append(explainer.attribute(E, labels[s:s + batch_size].to(dev), index_offset=int(s)).cpu())
+        E = embed_tokens(all_ids[s : s + batch_size].to(dev), cb)
+        out.append(explainer.attribute(E, labels[s : s + batch_size].to(dev), index_offset=int(s)).cpu())
     tis = torch.cat(out) if out else torch.zeros(0, store.grid_size, store.grid_size)
     return {'tis': tis, 'ids': all_ids, 'labels': labels, 'index': torch.from_numpy(idx)}
 
 # %% ../nbs/12_token_sets.ipynb #5a732a81
 def explainer_config(explainer: TokenImportance) -> dict:
     "The settings that determine an explainer's TIS maps."
-    return dict(n_samples=explainer.n_samples, alpha=explainer.alpha, target=explainer.target, reduce=explainer.reduce,
-                seed=explainer.seed, autocast=str(explainer.autocast_dtype))
+    return dict(
+        n_samples=explainer.n_samples,
+        alpha=explainer.alpha,
+        target=explainer.target,
+        reduce=explainer.reduce,
+        seed=explainer.seed,
+        autocast=str(explainer.autocast_dtype),
+    )
 
-def cached_explain_split(explainer: TokenImportance, store, codebook: torch.Tensor, split: str, index=None,
-                         cache: ArtifactCache | str | None = None, model_key=None, batch_size: int = 64,
-                         progress: bool = True) -> dict:
+
+def cached_explain_split(
+    explainer: TokenImportance,
+    store,
+    codebook: torch.Tensor,
+    split: str,
+    index=None,
+    cache: ArtifactCache | str | None = None,
+    model_key=None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict:
     "`explain_split`, cached in `cache` under (model_key, store content, explainer settings, split, images)."
     from safetensors.torch import save_file, load_file
+
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
     # without a key the weights themselves (hashed): the architecture alone would hand a retrained IEM the old maps
-    key = {'model': model_key or explainer.model, 'store': store.content_hash,
-           'explainer': explainer_config(explainer), 'split': split, 'index': config_hash(idx.tolist())}
+    key = {
+        'model': model_key or explainer.model,
+        'store': store.content_hash,
+        'explainer': explainer_config(explainer),
+        'split': split,
+        'index': config_hash(idx.tolist()),
+    }
+
     def build(folder):
         res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)
-        save_file({k: v.contiguous() for k, v in res.items()}, str(folder/'tis.safetensors'))
+        save_file({k: v.contiguous() for k, v in res.items()}, str(folder / 'tis.safetensors'))
+
     folder = cache.get_or_build('tis', key, build, verbose=progress)
-    return load_file(str(folder/'tis.safetensors'))
+    return load_file(str(folder / 'tis.safetensors'))
 
 # %% ../nbs/12_token_sets.ipynb #cc276ff1
 def _box(ax, pos: int, grid_size: int, image_size: int, color='red', lw=2.0):
-    cell = image_size / grid_size; r, c = divmod(int(pos), grid_size)
-    ax.add_patch(Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, edgecolor=color, linewidth=lw))
+    cell = image_size / grid_size
+    r, c = divmod(int(pos), grid_size)
+    ax.add_patch(
+        Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, edgecolor=color, linewidth=lw)
+    )
+
 
 def display_image(image: torch.Tensor) -> np.ndarray:
     "One image (3, S, S), float in [0, 1] or 8-bit, as an (S, S, 3) float array for `imshow`."
     image = image.float() / 255 if image.dtype == torch.uint8 else image.float().clamp(0, 1)
     return image.permute(1, 2, 0).cpu().numpy()
 
-def plot_top_tokens(images: torch.Tensor, tis: torch.Tensor, labels, concepts: Sequence[str], per_row: int = 4,
-                    rows: Sequence[int] | None = None, title: str = 'Highest-TIS token (red box) per image'):
+
+def plot_top_tokens(
+    images: torch.Tensor,
+    tis: torch.Tensor,
+    labels,
+    concepts: Sequence[str],
+    per_row: int = 4,
+    rows: Sequence[int] | None = None,
+    title: str = 'Highest-TIS token (red box) per image',
+):
     "Rows of images per concept with the highest-TIS position boxed in red (Fig. 3 analog)."
     labels = torch.as_tensor(labels)
     rows = list(rows) if rows is not None else sorted(torch.unique(labels).tolist())
@@ -177,27 +267,42 @@ def plot_top_tokens(images: torch.Tensor, tis: torch.Tensor, labels, concepts: S
     for r, c in enumerate(rows):
         idx = torch.nonzero(labels == c)[:, 0][:per_row].tolist()
         for j in range(per_row):
-            ax = axes[r, j]; ax.axis('off')
-            if j >= len(idx): continue
+            ax = axes[r, j]
+            ax.axis('off')
+            if j >= len(idx):
+                continue
             i = idx[j]
             ax.imshow(display_image(images[i]), interpolation='nearest')
             _box(ax, int(tis[i].flatten().argmax()), m, S)
         axes[r, 0].set_title(str(concepts[c]), fontsize=8, loc='left')
-    fig.suptitle(title, fontsize=9); fig.tight_layout()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
     return fig
 
-def plot_recurring_token(images: torch.Tensor, positions: torch.Tensor, token_ids: torch.Tensor, token_id: int,
-                         grid_size: int, n_images: int = 8, title: str | None = None):
+
+def plot_recurring_token(
+    images: torch.Tensor,
+    positions: torch.Tensor,
+    token_ids: torch.Tensor,
+    token_id: int,
+    grid_size: int,
+    n_images: int = 8,
+    title: str | None = None,
+):
     "Images whose T*_image contains `token_id`, each occurrence boxed in red (Fig. 7 analog)."
     has = (token_ids == token_id).any(1)
     idx = torch.nonzero(has)[:, 0][:n_images].tolist()
     fig, axes = plt.subplots(1, max(1, n_images), figsize=(1.6 * max(1, n_images), 1.9), squeeze=False)
     for j, ax in enumerate(axes[0]):
         ax.axis('off')
-        if j >= len(idx): continue
+        if j >= len(idx):
+            continue
         i = idx[j]
         ax.imshow(display_image(images[i]), interpolation='nearest')
-        for p in positions[i][token_ids[i] == token_id].tolist(): _box(ax, p, grid_size, images.shape[-1])
-    fig.suptitle(title or f'token {token_id}: in T*_image of {int(has.sum())} of {len(has)} images', fontsize=9)
+        for p in positions[i][token_ids[i] == token_id].tolist():
+            _box(ax, p, grid_size, images.shape[-1])
+    fig.suptitle(
+        title or f'token {token_id}: in T*_image of {int(has.sum())} of {len(has)} images', fontsize=9
+    )
     fig.tight_layout()
     return fig

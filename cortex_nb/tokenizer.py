@@ -31,6 +31,7 @@ __all__ = ['TokenizerConfig', 'VQTokenizer', 'code_usage_stats', 'restart_dead_c
 @dataclass(frozen=True)
 class TokenizerConfig:
     "Architecture and training schedule of the VQ tokenizer."
+
     image_size: int = 32
     grid_size: int = 8
     codebook_size: int = 512
@@ -40,28 +41,35 @@ class TokenizerConfig:
     num_res_blocks: int = 1
     attn_resolutions: tuple = ()
     z_channels: int = 32
-    beta: float = 0.25            # commitment weight
+    beta: float = 0.25  # commitment weight
     steps: int = 800
     batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 0.0
-    restart_every: int = 25       # dead-code restart period (steps)
-    restart_until: float = 0.8    # no restarts after this fraction of training
-    n_eval: int = 1024            # held-out images for PSNR / usage
-    precision: str = 'fp32'       # 'bf16': encoder/decoder under bf16 autocast (quantizer and losses stay fp32)
+    restart_every: int = 25  # dead-code restart period (steps)
+    restart_until: float = 0.8  # no restarts after this fraction of training
+    n_eval: int = 1024  # held-out images for PSNR / usage
+    precision: str = 'fp32'  # 'bf16': encoder/decoder under bf16 autocast (quantizer and losses stay fp32)
     seed: int = 0
 
     def __post_init__(self):
-        if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.image_size % self.grid_size: raise ValueError(f"image_size {self.image_size} is not a multiple of grid_size {self.grid_size}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.image_size % self.grid_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of grid_size {self.grid_size}")
         f = self.image_size // self.grid_size
-        if f & (f - 1): raise ValueError(f"image_size/grid_size = {f} must be a power of two")
+        if f & (f - 1):
+            raise ValueError(f"image_size/grid_size = {f} must be a power of two")
         if len(self.ch_mult) != int(math.log2(f)) + 1:
-            raise ValueError(f"ch_mult {self.ch_mult} must have log2({f})+1 = {int(math.log2(f)) + 1} levels for a {self.image_size}→{self.grid_size} tokenizer")
-        if self.ch % 32: raise ValueError(f"ch={self.ch} must be a multiple of 32 (taming's GroupNorm uses 32 groups)")
+            raise ValueError(
+                f"ch_mult {self.ch_mult} must have log2({f})+1 = {int(math.log2(f)) + 1} levels for a {self.image_size}→{self.grid_size} tokenizer"
+            )
+        if self.ch % 32:
+            raise ValueError(f"ch={self.ch} must be a multiple of 32 (taming's GroupNorm uses 32 groups)")
 
     @property
-    def downsample(self) -> int: return self.image_size // self.grid_size
+    def downsample(self) -> int:
+        return self.image_size // self.grid_size
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "TokenizerConfig":
@@ -69,32 +77,61 @@ class TokenizerConfig:
         p = get_preset(preset)
         levels = int(math.log2(p.image_size // p.grid_size)) + 1
         if p.name == 'paper':
-            base = dict(ch=128, ch_mult=(1, 1, 2, 2, 4)[:levels], num_res_blocks=2, attn_resolutions=(p.grid_size,),
-                        z_channels=256, steps=100_000, batch_size=32, lr=4.5e-6 * 32, restart_every=500, n_eval=10_000)
+            base = dict(
+                ch=128,
+                ch_mult=(1, 1, 2, 2, 4)[:levels],
+                num_res_blocks=2,
+                attn_resolutions=(p.grid_size,),
+                z_channels=256,
+                steps=100_000,
+                batch_size=32,
+                lr=4.5e-6 * 32,
+                restart_every=500,
+                n_eval=10_000,
+            )
         else:
             # measured on the tiny world (CNN evaluator on reconstructions, 1000 fresh images):
             # ch_mult 1,1,1 × 800 steps 21.4 dB / 54 %; × 1600 23.5 dB / 88 %; × 2400 24.4 dB / 91 %;
             # ch_mult 1,2,2 × 800 23.0 dB / 85 %; × 1600 24.8 dB / 93 % (770 CPU-s on one thread)
-            base = dict(ch_mult=(1,) + (2,) * (levels - 1), steps=1600, precision='bf16' if native_bf16() else 'fp32')
-        base.update(image_size=p.image_size, grid_size=p.grid_size, codebook_size=p.codebook_size,
-                    embed_dim=p.embed_dim, seed=p.world_seed)
+            base = dict(
+                ch_mult=(1,) + (2,) * (levels - 1), steps=1600, precision='bf16' if native_bf16() else 'fp32'
+            )
+        base.update(
+            image_size=p.image_size,
+            grid_size=p.grid_size,
+            codebook_size=p.codebook_size,
+            embed_dim=p.embed_dim,
+            seed=p.world_seed,
+        )
         base.update(changes)
         return cls(**base)
 
 # %% ../nbs/04_tokenizer.ipynb #c468d2d2
 class VQTokenizer(nn.Module):
     "VQGAN-style tokenizer: taming Encoder → 1×1 conv → VectorQuantizer2 → 1×1 conv → taming Decoder."
+
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         self.cfg = cfg
-        kw = dict(ch=cfg.ch, out_ch=3, ch_mult=tuple(cfg.ch_mult), num_res_blocks=cfg.num_res_blocks,
-                  attn_resolutions=list(cfg.attn_resolutions), dropout=0.0, in_channels=3,
-                  resolution=cfg.image_size, z_channels=cfg.z_channels, double_z=False)
+        kw = dict(
+            ch=cfg.ch,
+            out_ch=3,
+            ch_mult=tuple(cfg.ch_mult),
+            num_res_blocks=cfg.num_res_blocks,
+            attn_resolutions=list(cfg.attn_resolutions),
+            dropout=0.0,
+            in_channels=3,
+            resolution=cfg.image_size,
+            z_channels=cfg.z_channels,
+            double_z=False,
+        )
         with contextlib.redirect_stdout(io.StringIO()):  # taming's Decoder prints its z shape
             self.encoder, self.decoder = Encoder(**kw), Decoder(**kw)
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
-        self.quantize = VectorQuantizer2(cfg.codebook_size, cfg.embed_dim, beta=cfg.beta, legacy=False, sane_index_shape=True)
+        self.quantize = VectorQuantizer2(
+            cfg.codebook_size, cfg.embed_dim, beta=cfg.beta, legacy=False, sane_index_shape=True
+        )
 
     @property
     def codebook(self) -> torch.Tensor:
@@ -102,9 +139,12 @@ class VQTokenizer(nn.Module):
         return self.quantize.embedding.weight
 
     @property
-    def grid_size(self) -> int: return self.cfg.grid_size
+    def grid_size(self) -> int:
+        return self.cfg.grid_size
+
     @property
-    def image_size(self) -> int: return self.cfg.image_size
+    def image_size(self) -> int:
+        return self.cfg.image_size
 
     @property
     def _precision(self) -> str:
@@ -124,7 +164,7 @@ class VQTokenizer(nn.Module):
     def forward(self, images: torch.Tensor):
         "Reconstruction in [-1,1] scale, VQ loss and ids (B,m,m) — the training path."
         z = self.encode_continuous(images)
-        zq, vq_loss, (_, _, ids) = self.quantize(z)   # nearest codes and VQ loss in fp32
+        zq, vq_loss, (_, _, ids) = self.quantize(z)  # nearest codes and VQ loss in fp32
         return self.decode_continuous(zq), vq_loss, ids, z
 
     @torch.no_grad()
@@ -132,48 +172,70 @@ class VQTokenizer(nn.Module):
         "Images (B,3,H,W) in [0,1] → token ids (B,m,m), int64, on the images' device (computed in chunks on the model's)."
         check_images(images, self.cfg.image_size)
         dev = self.codebook.device
-        out = [self.quantize(self.encode_continuous(images[s:s + batch_size].to(dev)))[2][2].to(images.device)
-               for s in range(0, len(images), batch_size)]
-        return torch.cat(out).long() if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
+        out = [
+            self.quantize(self.encode_continuous(images[s : s + batch_size].to(dev)))[2][2].to(images.device)
+            for s in range(0, len(images), batch_size)
+        ]
+        return (
+            torch.cat(out).long() if out else torch.empty(0, self.grid_size, self.grid_size, dtype=torch.long)
+        )
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         "Token ids (B,m,m) → E = C[ids] (B,d,m,m)."
         return embed_tokens(ids, self.codebook)
 
-    @torch.no_grad()   # for pictures: keeping the decoder's graph would hold every chunk's activations
+    @torch.no_grad()  # for pictures: keeping the decoder's graph would hold every chunk's activations
     def decode(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
-        out_dev = getattr(x, 'device', torch.device('cpu'))   # ids may come as a NumPy array
-        if x.ndim == 3: x = self.embed(x)
+        out_dev = getattr(x, 'device', torch.device('cpu'))  # ids may come as a NumPy array
+        if x.ndim == 3:
+            x = self.embed(x)
         check_embedding(x, self.cfg.embed_dim, self.cfg.grid_size)
         dev = self.codebook.device
-        out = [self.decode_continuous(x[s:s + batch_size].to(dev)).to(out_dev) for s in range(0, len(x), batch_size)]
+        out = [
+            self.decode_continuous(x[s : s + batch_size].to(dev)).to(out_dev)
+            for s in range(0, len(x), batch_size)
+        ]
         return ((torch.cat(out) + 1) / 2).clamp(0, 1)
 
 # %% ../nbs/04_tokenizer.ipynb #8b2d611f
 def code_usage_stats(ids: torch.Tensor, codebook_size: int) -> dict:
     "Perplexity exp(H) of the token-id histogram and the fraction of the K codes that occur."
     counts = torch.bincount(ids.reshape(-1).cpu().long(), minlength=codebook_size).double()
-    if counts.sum() == 0: raise ValueError("no token ids given")
+    if counts.sum() == 0:
+        raise ValueError("no token ids given")
     p = counts / counts.sum()
     ent = -(p[p > 0] * p[p > 0].log()).sum()
-    return {'perplexity': float(ent.exp()), 'code_usage': float((counts > 0).double().mean()), 'counts': counts.long()}
+    return {
+        'perplexity': float(ent.exp()),
+        'code_usage': float((counts > 0).double().mean()),
+        'counts': counts.long(),
+    }
 
 # %% ../nbs/04_tokenizer.ipynb #8a368937
 @torch.no_grad()
-def restart_dead_codes(quantizer: VectorQuantizer2, usage: torch.Tensor, z: torch.Tensor,
-                       generator: torch.Generator | None = None, noise: float = 0.01) -> int:
+def restart_dead_codes(
+    quantizer: VectorQuantizer2,
+    usage: torch.Tensor,
+    z: torch.Tensor,
+    generator: torch.Generator | None = None,
+    noise: float = 0.01,
+) -> int:
     "Move every code with `usage == 0` onto a random encoder output from `z` (B,d,m,m); return how many moved."
     dead = (usage == 0).nonzero().squeeze(1)
-    if len(dead) == 0: return 0
+    if len(dead) == 0:
+        return 0
     flat = z.detach().movedim(1, -1).reshape(-1, z.shape[1])
     pick = torch.randint(0, len(flat), (len(dead),), generator=generator).to(flat.device)
     w = quantizer.embedding.weight
-    w[dead.to(w.device)] = flat[pick] + noise * flat.std() * torch.randn(len(dead), flat.shape[1], generator=generator).to(flat.device)
+    w[dead.to(w.device)] = flat[pick] + noise * flat.std() * torch.randn(
+        len(dead), flat.shape[1], generator=generator
+    ).to(flat.device)
     return len(dead)
 
 # %% ../nbs/04_tokenizer.ipynb #89e2d560
 _TRAIN_SEED_BASE, _EVAL_SEED = 1_000_003, 2**31 - 7
+
 
 def render_images(world, n: int, seed: int) -> torch.Tensor:
     "`n` world images over all conditions (uniformly drawn), as a float tensor in [0,1]."
@@ -181,35 +243,54 @@ def render_images(world, n: int, seed: int) -> torch.Tensor:
     cond = rng.integers(0, len(world.conditions), n)
     return torch.from_numpy(np.ascontiguousarray(world.render(cond, seed=seed).images)).float()
 
+
 def heldout_images(world, cfg: TokenizerConfig) -> torch.Tensor:
     "The `cfg.n_eval` held-out images (a render seed no training step uses)."
     return render_images(world, cfg.n_eval, _EVAL_SEED - cfg.seed)
 
-def train_tokenizer(cfg: TokenizerConfig, world, progress: bool = True, device=None) -> tuple[VQTokenizer, dict]:
+
+def train_tokenizer(
+    cfg: TokenizerConfig, world, progress: bool = True, device=None
+) -> tuple[VQTokenizer, dict]:
     "Train a `VQTokenizer` on images rendered by `world`; return it (eval mode) and the training history."
     device = get_device(device)
     g = seed_everything(cfg.seed)
     model = VQTokenizer(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=max(cfg.steps, 1), pct_start=0.1
+    )
     usage = torch.zeros(cfg.codebook_size, dtype=torch.long)
     hist = {'step': [], 'loss': [], 'recon': [], 'vq': [], 'restarts': [], 'restart_steps': []}
     t0, c0 = time.time(), time.process_time()
     for step in (pbar := tqdm(range(cfg.steps), disable=not progress, desc='tokenizer')):
         x = render_images(world, cfg.batch_size, (cfg.seed + 1) * _TRAIN_SEED_BASE + step).to(device)
-        if x.shape[-1] != cfg.image_size:   # the encoder is fully convolutional: it would train on any size without a word
-            raise ValueError(f"world renders {x.shape[-1]}px images but the tokenizer config expects {cfg.image_size}px")
+        if (
+            x.shape[-1] != cfg.image_size
+        ):  # the encoder is fully convolutional: it would train on any size without a word
+            raise ValueError(
+                f"world renders {x.shape[-1]}px images but the tokenizer config expects {cfg.image_size}px"
+            )
         recon, vq_loss, ids, z = model(x)
         rec = F.mse_loss(recon, x * 2 - 1)
         loss = rec + vq_loss
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
         usage += torch.bincount(ids.reshape(-1).cpu(), minlength=cfg.codebook_size)
         if step % cfg.restart_every == 0 and step < cfg.restart_until * cfg.steps:
             # step 0: nothing has been used yet, so the whole codebook starts at encoder outputs
             n = restart_dead_codes(model.quantize, usage if step else torch.zeros_like(usage), z, g)
-            hist['restarts'].append(n); hist['restart_steps'].append(step); usage.zero_()
-        hist['step'].append(step); hist['loss'].append(loss.item()); hist['recon'].append(rec.item()); hist['vq'].append(vq_loss.item())
-        if progress and step % 10 == 0: pbar.set_postfix(loss=f"{loss.item():.4f}")
+            hist['restarts'].append(n)
+            hist['restart_steps'].append(step)
+            usage.zero_()
+        hist['step'].append(step)
+        hist['loss'].append(loss.item())
+        hist['recon'].append(rec.item())
+        hist['vq'].append(vq_loss.item())
+        if progress and step % 10 == 0:
+            pbar.set_postfix(loss=f"{loss.item():.4f}")
     hist['train_seconds'], hist['train_cpu_seconds'] = time.time() - t0, time.process_time() - c0
     return model.eval(), hist
 
@@ -222,83 +303,125 @@ def evaluate_tokenizer(tok: VQTokenizer, images: torch.Tensor, batch_size: int =
     recon = tok.decode(ids, batch_size).cpu()
     mse = float(((recon - images.cpu()) ** 2).mean())
     u = code_usage_stats(ids, tok.cfg.codebook_size)
-    return {'psnr_db': 10 * math.log10(1 / max(mse, 1e-12)), 'mse': mse,
-            'perplexity': u['perplexity'], 'code_usage': u['code_usage']}
+    return {
+        'psnr_db': 10 * math.log10(1 / max(mse, 1e-12)),
+        'mse': mse,
+        'perplexity': u['perplexity'],
+        'code_usage': u['code_usage'],
+    }
 
 # %% ../nbs/04_tokenizer.ipynb #d5e28c3c
 @torch.no_grad()
-def tokenizer_intervals(tok: VQTokenizer, images: torch.Tensor, confidence_level: float = 0.95,
-                        n_resamples: int = 2000, seed: int = 0, batch_size: int = 256) -> dict:
+def tokenizer_intervals(
+    tok: VQTokenizer,
+    images: torch.Tensor,
+    confidence_level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict:
     "Bootstrap intervals over `images` of the held-out PSNR (dB) and the share of codes used."
     from scipy.stats import bootstrap
+
     check_images(images, tok.image_size)
     ids = tok.encode(images, batch_size)
     recon = tok.decode(ids, batch_size).cpu()
     mse = ((recon - images.cpu()) ** 2).flatten(1).mean(1).double().numpy()
     psnr = lambda m, axis=-1: 10 * np.log10(1 / np.maximum(m.mean(axis=axis), 1e-12))
-    kw = dict(confidence_level=confidence_level, n_resamples=n_resamples, method='percentile', random_state=seed)
+    kw = dict(
+        confidence_level=confidence_level, n_resamples=n_resamples, method='percentile', random_state=seed
+    )
     p_ci = bootstrap((mse,), psnr, vectorized=True, **kw).confidence_interval
     K = tok.cfg.codebook_size
-    used = F.one_hot(ids.flatten(1).cpu(), K).amax(1).bool().numpy()             # (N, K): codes each image uses
+    used = F.one_hot(ids.flatten(1).cpu(), K).amax(1).bool().numpy()  # (N, K): codes each image uses
     usage = lambda rows: used[rows.astype(int)].any(0).mean()
     u_ci = bootstrap((np.arange(len(used)),), usage, vectorized=False, **kw).confidence_interval
-    return {'psnr_ci_low': float(p_ci.low), 'psnr_ci_high': float(p_ci.high),
-            'code_usage_ci_low': float(u_ci.low), 'code_usage_ci_high': float(u_ci.high)}
+    return {
+        'psnr_ci_low': float(p_ci.low),
+        'psnr_ci_high': float(p_ci.high),
+        'code_usage_ci_low': float(u_ci.low),
+        'code_usage_ci_high': float(u_ci.high),
+    }
 
 # %% ../nbs/04_tokenizer.ipynb #68b961f0
 def save_tokenizer(tok: VQTokenizer, folder) -> Path:
     "Write `tok`'s weights (safetensors) and config (JSON) into `folder`."
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder/'tokenizer.safetensors') as tmp:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / 'tokenizer.safetensors') as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tok.state_dict().items()}, str(tmp))
-    write_json(folder/'tokenizer_config.json', dataclasses.asdict(tok.cfg))
+    write_json(folder / 'tokenizer_config.json', dataclasses.asdict(tok.cfg))
     return folder
+
 
 def load_tokenizer(folder, device=None) -> VQTokenizer:
     "Load a tokenizer written by `save_tokenizer` (eval mode)."
     folder = Path(folder)
     for f in ('tokenizer_config.json', 'tokenizer.safetensors'):
-        if not (folder/f).exists(): raise FileNotFoundError(f"no tokenizer in {folder}: {f} is missing")
-    d = json.loads((folder/'tokenizer_config.json').read_text())
+        if not (folder / f).exists():
+            raise FileNotFoundError(f"no tokenizer in {folder}: {f} is missing")
+    d = json.loads((folder / 'tokenizer_config.json').read_text())
     cfg = TokenizerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
     tok = VQTokenizer(cfg)
-    tok.load_state_dict(load_file(str(folder/'tokenizer.safetensors')))
+    tok.load_state_dict(load_file(str(folder / 'tokenizer.safetensors')))
     return tok.to(get_device(device)).eval()
 
 # %% ../nbs/04_tokenizer.ipynb #018c5209
 def world_for_preset(preset):
     "The concept world of `preset` (imported lazily)."
     from cortex_nb.world import WorldConfig, ConceptWorld
+
     return ConceptWorld(WorldConfig.for_preset(get_preset(preset)))
 
-def get_tokenizer(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                  cfg: TokenizerConfig | None = None, progress: bool = True, device=None) -> VQTokenizer:
+
+def get_tokenizer(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    cfg: TokenizerConfig | None = None,
+    progress: bool = True,
+    device=None,
+) -> VQTokenizer:
     "The preset's tokenizer: the shipped release's, else trained on its concept world once and cached."
     preset = get_preset(preset)
     release = world_release(preset) if cfg is None else None
-    if release is not None: return load_tokenizer(release/'tokenizer', device)
+    if release is not None:
+        return load_tokenizer(release / 'tokenizer', device)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     cfg = cfg or TokenizerConfig.for_preset(preset)
     world = world_for_preset(preset)
+
     def build(folder):
         tok, hist = train_tokenizer(cfg, world, progress=progress, device=device)
         metrics = evaluate_tokenizer(tok, heldout_images(world, cfg))
         save_tokenizer(tok, folder)
-        write_json(folder/'history.json', hist); write_json(folder/'metrics.json', metrics)
-    folder = cache.get_or_build('tokenizer', {'tokenizer': cfg, 'world': world.config}, build, verbose=progress)
+        write_json(folder / 'history.json', hist)
+        write_json(folder / 'metrics.json', metrics)
+
+    folder = cache.get_or_build(
+        'tokenizer', {'tokenizer': cfg, 'world': world.config}, build, verbose=progress
+    )
     return load_tokenizer(folder, device)
 
-def tokenizer_artifacts(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                        cfg: TokenizerConfig | None = None) -> dict:
+
+def tokenizer_artifacts(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    cfg: TokenizerConfig | None = None,
+) -> dict:
     "Training history and held-out metrics of `preset`'s tokenizer: the release's, else the cached one (built if missing)."
     preset = get_preset(preset)
     release = world_release(preset) if cfg is None else None
-    if release is not None: folder = release/'tokenizer'
+    if release is not None:
+        folder = release / 'tokenizer'
     else:
         cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
         cfg = cfg or TokenizerConfig.for_preset(preset)
         key = {'tokenizer': cfg, 'world': world_for_preset(preset).config}
-        if not cache.exists('tokenizer', key): get_tokenizer(preset, cache, cfg)
+        if not cache.exists('tokenizer', key):
+            get_tokenizer(preset, cache, cfg)
         folder = cache.path('tokenizer', key)
-    return {'folder': folder, 'history': json.loads((folder/'history.json').read_text()),
-            'metrics': json.loads((folder/'metrics.json').read_text())}
+    return {
+        'folder': folder,
+        'history': json.loads((folder / 'history.json').read_text()),
+        'metrics': json.loads((folder / 'metrics.json').read_text()),
+    }

@@ -22,41 +22,54 @@ BODY_SHAPES = ('disk', 'square', 'diamond', 'triangle', 'plus', 'pill')  # 'pill
 PART_KINDS = ('horn', 'spot')
 BACKGROUNDS = ('stripes-h', 'stripes-v', 'checker', 'diagonal')
 
+
 @dataclass(frozen=True)
 class WorldConfig:
     "Every number of the procedural concept world."
-    image_size: int = 32                  # pixels per side
-    seed: int = 0                         # mixed with the per-call seed of `render`
-    planted_share: float = 0.8            # P(favoured attribute of each pair) under the neutral prompt
-    context_correlation: float = 0.5      # P(a class image uses its class's preferred background family)
+
+    image_size: int = 32  # pixels per side
+    seed: int = 0  # mixed with the per-call seed of `render`
+    planted_share: float = 0.8  # P(favoured attribute of each pair) under the neutral prompt
+    context_correlation: float = 0.5  # P(a class image uses its class's preferred background family)
     bodies: tuple = ('disk', 'square', 'diamond', 'triangle', 'plus')  # class bodies (each with every part)
-    parts: tuple = PART_KINDS             # part variants; concepts = bodies x parts
-    profession: str = 'doctor'            # the object of the attribute / neutral prompts
+    parts: tuple = PART_KINDS  # part variants; concepts = bodies x parts
+    profession: str = 'doctor'  # the object of the attribute / neutral prompts
     profession_body: str = 'pill'
     profession_part: str = 'spot'
-    scale_range: tuple = (0.19, 0.27)     # body radius / image side
-    max_distractors: int = 3              # distractor blobs per image: 0..max (uniform)
+    scale_range: tuple = (0.19, 0.27)  # body radius / image side
+    max_distractors: int = 3  # distractor blobs per image: 0..max (uniform)
     distractor_radius: tuple = (0.04, 0.07)  # / image side
-    class_stripe_prob: float = 0.25       # P(striped body) for class concepts (a nuisance)
-    noise_std: float = 0.02               # pixel noise
+    class_stripe_prob: float = 0.25  # P(striped body) for class concepts (a nuisance)
+    noise_std: float = 0.02  # pixel noise
 
     def __post_init__(self):
         if not (isinstance(self.image_size, (int, np.integer)) and self.image_size >= 16):
             raise ValueError(f"image_size must be an int >= 16, got {self.image_size!r}")
         for name in ('planted_share', 'context_correlation', 'class_stripe_prob'):
             val = getattr(self, name)
-            if not (0.0 <= float(val) <= 1.0): raise ValueError(f"{name} must be in [0, 1], got {val!r}")
+            if not (0.0 <= float(val) <= 1.0):
+                raise ValueError(f"{name} must be in [0, 1], got {val!r}")
         for b in (*self.bodies, self.profession_body):
-            if b not in BODY_SHAPES: raise ValueError(f"Unknown body shape {b!r}; known: {list(BODY_SHAPES)}")
+            if b not in BODY_SHAPES:
+                raise ValueError(f"Unknown body shape {b!r}; known: {list(BODY_SHAPES)}")
         for p in (*self.parts, self.profession_part):
-            if p not in PART_KINDS: raise ValueError(f"Unknown part kind {p!r}; known: {list(PART_KINDS)}")
-        if len(self.parts) != 2: raise ValueError(f"parts must hold exactly two kinds (concepts come in pairs), got {self.parts!r}")
+            if p not in PART_KINDS:
+                raise ValueError(f"Unknown part kind {p!r}; known: {list(PART_KINDS)}")
+        if len(self.parts) != 2:
+            raise ValueError(
+                f"parts must hold exactly two kinds (concepts come in pairs), got {self.parts!r}"
+            )
         if self.profession_body in self.bodies:
-            raise ValueError(f"profession_body {self.profession_body!r} is also a class body; choose another of {list(BODY_SHAPES)}")
+            raise ValueError(
+                f"profession_body {self.profession_body!r} is also a class body; choose another of {list(BODY_SHAPES)}"
+            )
         lo, hi = self.scale_range
-        if not (0.05 <= lo <= hi <= 0.3): raise ValueError(f"scale_range must satisfy 0.05 <= lo <= hi <= 0.3, got {self.scale_range!r}")
-        if self.max_distractors < 0: raise ValueError(f"max_distractors must be >= 0, got {self.max_distractors!r}")
-        if self.noise_std < 0: raise ValueError(f"noise_std must be >= 0, got {self.noise_std!r}")
+        if not (0.05 <= lo <= hi <= 0.3):
+            raise ValueError(f"scale_range must satisfy 0.05 <= lo <= hi <= 0.3, got {self.scale_range!r}")
+        if self.max_distractors < 0:
+            raise ValueError(f"max_distractors must be >= 0, got {self.max_distractors!r}")
+        if self.noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {self.noise_std!r}")
 
     @classmethod
     def for_preset(cls, preset: str | Preset = 'tiny', **changes) -> "WorldConfig":
@@ -67,29 +80,57 @@ class WorldConfig:
     def replace(self, **changes) -> "WorldConfig":
         "A copy with some numbers changed."
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown: raise ValueError(f"WorldConfig has no field(s) {sorted(unknown)}")
+        if unknown:
+            raise ValueError(f"WorldConfig has no field(s) {sorted(unknown)}")
         return dataclasses.replace(self, **changes)
 
 # %% ../nbs/01_world.ipynb #5cf23abe
-def _in_disk(u, v): return u*u + v*v <= 1.0
-def _in_square(u, v): return np.maximum(np.abs(u), np.abs(v)) <= 0.85
-def _in_diamond(u, v): return np.abs(u) + np.abs(v) <= 1.15
-def _in_triangle(u, v): return (v >= -0.8) & (np.abs(u) <= (1.0 - v) / 1.8)    # flat top, apex down
+def _in_disk(u, v):
+    return u * u + v * v <= 1.0
+
+
+def _in_square(u, v):
+    return np.maximum(np.abs(u), np.abs(v)) <= 0.85
+
+
+def _in_diamond(u, v):
+    return np.abs(u) + np.abs(v) <= 1.15
+
+
+def _in_triangle(u, v):
+    return (v >= -0.8) & (np.abs(u) <= (1.0 - v) / 1.8)  # flat top, apex down
+
+
 def _in_plus(u, v):
     au, av = np.abs(u), np.abs(v)
     return ((au <= 0.36) & (av <= 1.0)) | ((av <= 0.36) & (au <= 1.0))
+
+
 def _in_pill(u, v):
     au, av = np.abs(u), np.abs(v)
-    return ((au <= 0.6) & (av <= 0.4)) | (u*u + (av - 0.4)**2 <= 0.36)
+    return ((au <= 0.6) & (av <= 0.4)) | (u * u + (av - 0.4) ** 2 <= 0.36)
+
 
 # name -> (membership function of (u, v), v of the body's top)
-_BODY = {'disk': (_in_disk, -1.0), 'square': (_in_square, -0.85), 'diamond': (_in_diamond, -1.15),
-         'triangle': (_in_triangle, -0.8), 'plus': (_in_plus, -1.0), 'pill': (_in_pill, -1.0)}
+_BODY = {
+    'disk': (_in_disk, -1.0),
+    'square': (_in_square, -0.85),
+    'diamond': (_in_diamond, -1.15),
+    'triangle': (_in_triangle, -0.8),
+    'plus': (_in_plus, -1.0),
+    'pill': (_in_pill, -1.0),
+}
+
 
 def _in_horn(u, v, vt):
     apex, base = vt - 0.75, vt + 0.15
     return (v >= apex) & (v <= base) & (np.abs(u) <= 0.42 * (v - apex) / (base - apex))
-def _in_spot(u, v, vt): return u*u + (v - (vt + 0.5))**2 <= 0.34**2
+
+
+def _in_spot(u, v, vt):
+    return u * u + (v - (vt + 0.5)) ** 2 <= 0.34**2
+
+
 _PART = {'horn': _in_horn, 'spot': _in_spot}
 
 # extents in units of R: how far the object reaches above, below and to the sides of its centre
@@ -102,6 +143,7 @@ def hsv_to_rgb(h, s, v) -> np.ndarray:
     k = (np.array([5, 3, 1], np.float32) + h * 6) % 6
     return v - v * s * np.clip(np.minimum(k, 4 - k), 0, 1)
 
+
 def contrast_colour(rgb: np.ndarray) -> np.ndarray:
     "A colour that stands out on `rgb` (..., 3): darker for bright colours, lighter for dark ones."
     lum = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
@@ -111,61 +153,85 @@ def contrast_colour(rgb: np.ndarray) -> np.ndarray:
 @dataclass
 class WorldBatch:
     "Rendered images with their condition ids, ground-truth masks and attributes."
-    images: np.ndarray          # float32 (B, 3, H, W) in [0, 1]
-    labels: np.ndarray          # int64 (B,) condition ids
-    object_mask: np.ndarray     # bool (B, H, W): body and part
-    part_mask: np.ndarray       # bool (B, H, W): the concept-defining part (subset of object_mask)
-    head_mask: np.ndarray       # bool (B, H, W): footprint of either part variant (where a pair can differ)
+
+    images: np.ndarray  # float32 (B, 3, H, W) in [0, 1]
+    labels: np.ndarray  # int64 (B,) condition ids
+    object_mask: np.ndarray  # bool (B, H, W): body and part
+    part_mask: np.ndarray  # bool (B, H, W): the concept-defining part (subset of object_mask)
+    head_mask: np.ndarray  # bool (B, H, W): footprint of either part variant (where a pair can differ)
     attributes: dict = field(default_factory=dict)  # name -> (B,) array of str
 
-    def __len__(self): return len(self.labels)
+    def __len__(self):
+        return len(self.labels)
 
     def __getitem__(self, idx) -> "WorldBatch":
         if isinstance(idx, (int, np.integer)):
-            if not -len(self) <= idx < len(self): raise IndexError(f"index {idx} out of range for a batch of {len(self)}")
+            if not -len(self) <= idx < len(self):
+                raise IndexError(f"index {idx} out of range for a batch of {len(self)}")
             idx = [int(idx) % len(self)]
-        return WorldBatch(self.images[idx], self.labels[idx], self.object_mask[idx], self.part_mask[idx],
-                          self.head_mask[idx], {k: v[idx] for k, v in self.attributes.items()})
+        return WorldBatch(
+            self.images[idx],
+            self.labels[idx],
+            self.object_mask[idx],
+            self.part_mask[idx],
+            self.head_mask[idx],
+            {k: v[idx] for k, v in self.attributes.items()},
+        )
 
     def torch(self, device=None) -> torch.Tensor:
         "The images as a float32 torch tensor (B, 3, H, W)."
-        return torch.from_numpy(self.images).to(device) if device is not None else torch.from_numpy(self.images)
+        return (
+            torch.from_numpy(self.images).to(device) if device is not None else torch.from_numpy(self.images)
+        )
 
     @classmethod
     def cat(cls, batches: Sequence["WorldBatch"]) -> "WorldBatch":
         "Concatenate batches along the batch axis."
-        if not batches: raise ValueError("WorldBatch.cat needs at least one batch")
+        if not batches:
+            raise ValueError("WorldBatch.cat needs at least one batch")
         keys = batches[0].attributes.keys()
-        return cls(*(np.concatenate([getattr(b, f) for b in batches]) for f in
-                     ('images', 'labels', 'object_mask', 'part_mask', 'head_mask')),
-                   {k: np.concatenate([b.attributes[k] for b in batches]) for k in keys})
+        return cls(
+            *(
+                np.concatenate([getattr(b, f) for b in batches])
+                for f in ('images', 'labels', 'object_mask', 'part_mask', 'head_mask')
+            ),
+            {k: np.concatenate([b.attributes[k] for b in batches]) for k in keys},
+        )
 
     def __repr__(self):
         return f"WorldBatch(n={len(self)}, images={tuple(self.images.shape)}, attributes={sorted(self.attributes)})"
 
 # %% ../nbs/01_world.ipynb #11d16eef
-_COLOR_VIVID, _COLOR_LIGHT, _COLOR_DARK, _PLANTED, _COIN = 0, 1, 2, 3, 4   # colour / texture modes
+_COLOR_VIVID, _COLOR_LIGHT, _COLOR_DARK, _PLANTED, _COIN = 0, 1, 2, 3, 4  # colour / texture modes
 _TEX_CLASS, _TEX_STRIPED, _TEX_PLAIN = 0, 1, 2
+
 
 class ConceptWorld:
     "The procedural concept world: class concepts in part-pairs, attribute prompts and a planted-bias neutral prompt."
+
     def __init__(self, config: WorldConfig | None = None):
         self.config = cfg = config if config is not None else WorldConfig()
         self.concepts = [f'{b}-{p}' for b in cfg.bodies for p in cfg.parts]
-        self.pairs = [(2*i, 2*i + 1) for i in range(len(cfg.bodies))]
+        self.pairs = [(2 * i, 2 * i + 1) for i in range(len(cfg.bodies))]
         prof = cfg.profession
-        self.attribute_pairs = {'color': (f'{prof}:light', f'{prof}:dark'),
-                                'texture': (f'{prof}:striped', f'{prof}:plain')}
+        self.attribute_pairs = {
+            'color': (f'{prof}:light', f'{prof}:dark'),
+            'texture': (f'{prof}:striped', f'{prof}:plain'),
+        }
         self.prompts = [p for pair in self.attribute_pairs.values() for p in pair] + [prof]
         self.neutral_prompts = [prof]
         self.conditions = self.concepts + self.prompts
         self._index = {name: i for i, name in enumerate(self.conditions)}
         n_cls, n_cond = len(self.concepts), len(self.conditions)
         # per-condition lookup tables (indexed by condition id)
-        self._body = np.array([BODY_SHAPES.index(b) for b in cfg.bodies for _ in cfg.parts]
-                              + [BODY_SHAPES.index(cfg.profession_body)] * len(self.prompts))
-        self._part = np.array([PART_KINDS.index(p) for _ in cfg.bodies for p in cfg.parts]
-                              + [PART_KINDS.index(cfg.profession_part)] * len(self.prompts))
+        self._body = np.array(
+            [BODY_SHAPES.index(b) for b in cfg.bodies for _ in cfg.parts]
+            + [BODY_SHAPES.index(cfg.profession_body)] * len(self.prompts)
+        )
+        self._part = np.array(
+            [PART_KINDS.index(p) for _ in cfg.bodies for p in cfg.parts]
+            + [PART_KINDS.index(cfg.profession_part)] * len(self.prompts)
+        )
         self._pref_bg = np.array([c % len(BACKGROUNDS) for c in range(n_cls)] + [-1] * len(self.prompts))
         color_mode = {f'{prof}:light': _COLOR_LIGHT, f'{prof}:dark': _COLOR_DARK, prof: _PLANTED}
         tex_mode = {f'{prof}:striped': _TEX_STRIPED, f'{prof}:plain': _TEX_PLAIN, prof: _PLANTED}
@@ -176,7 +242,8 @@ class ConceptWorld:
         return f"ConceptWorld({len(self.concepts)} concepts, prompts={self.prompts}, image_size={self.config.image_size})"
 
     @property
-    def n_classes(self) -> int: return len(self.concepts)
+    def n_classes(self) -> int:
+        return len(self.concepts)
 
     def is_prompt(self, cid) -> bool:
         "Whether condition `cid` (name or id) is a prompt rather than a class concept."
@@ -186,7 +253,9 @@ class ConceptWorld:
         "The condition id of a concept/prompt name (or a checked id)."
         if isinstance(name_or_id, (int, np.integer)) and not isinstance(name_or_id, bool):
             if not 0 <= name_or_id < len(self.conditions):
-                raise ValueError(f"condition id {name_or_id} out of range [0, {len(self.conditions)}); conditions: {self.conditions}")
+                raise ValueError(
+                    f"condition id {name_or_id} out of range [0, {len(self.conditions)}); conditions: {self.conditions}"
+                )
             return int(name_or_id)
         if name_or_id not in self._index:
             raise KeyError(f"Unknown concept or prompt {name_or_id!r}; known: {self.conditions}")
@@ -199,30 +268,37 @@ class ConceptWorld:
 # %% ../nbs/01_world.ipynb #084deea6
 def _check_ids(world, condition_ids) -> np.ndarray:
     ids = np.asarray(condition_ids)
-    if ids.ndim != 1: raise ValueError(f"condition_ids must be 1-D, got shape {ids.shape}")
-    if ids.dtype.kind in 'UO': ids = world.condition_ids(ids.tolist())    # names (or a mix of names and ids)
+    if ids.ndim != 1:
+        raise ValueError(f"condition_ids must be 1-D, got shape {ids.shape}")
+    if ids.dtype.kind in 'UO':
+        ids = world.condition_ids(ids.tolist())  # names (or a mix of names and ids)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"condition_ids must be integer ids or names, got dtype {ids.dtype}")
     bad = ids[(ids < 0) | (ids >= len(world.conditions))]
-    if bad.size: raise ValueError(f"condition id(s) {sorted(set(bad.tolist()))[:5]} out of range [0, {len(world.conditions)}); conditions: {world.conditions}")
+    if bad.size:
+        raise ValueError(
+            f"condition id(s) {sorted(set(bad.tolist()))[:5]} out of range [0, {len(world.conditions)}); conditions: {world.conditions}"
+        )
     return ids.astype(np.int64)
+
 
 def _render(world: ConceptWorld, condition_ids, seed: int) -> WorldBatch:
     cfg = world.config
     ids = _check_ids(world, condition_ids)
-    if not isinstance(seed, (int, np.integer)) or seed < 0: raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg.seed), int(seed)]))
     B, S, D = len(ids), cfg.image_size, cfg.max_distractors
     f32 = np.float32
     # ---- every random draw, for every image, in a fixed order ----
     r_scale, r_cx, r_cy = (rng.random(B, dtype=f32) for _ in range(3))
-    r_hsv = rng.random((B, 3), dtype=f32)                       # body hue, saturation, value
-    r_color, r_tex = rng.random(B), rng.random(B)              # attribute coins
+    r_hsv = rng.random((B, 3), dtype=f32)  # body hue, saturation, value
+    r_color, r_tex = rng.random(B), rng.random(B)  # attribute coins
     r_ctx, r_fam = rng.random(B), rng.integers(0, len(BACKGROUNDS), B)
-    r_bg = rng.random((B, 5), dtype=f32)                        # bg hue, sat, value, contrast, period
+    r_bg = rng.random((B, 5), dtype=f32)  # bg hue, sat, value, contrast, period
     r_phase = rng.random(B, dtype=f32)
     r_nd = rng.integers(0, D + 1, B)
-    r_dis = rng.random((B, max(D, 1), 6), dtype=f32)            # x, y, radius, hue, sat, value
+    r_dis = rng.random((B, max(D, 1), 6), dtype=f32)  # x, y, radius, hue, sat, value
     noise = rng.standard_normal((B, S, S, 3), dtype=f32) * f32(cfg.noise_std)
     # ---- per-image parameters ----
     body, part = world._body[ids], world._part[ids]
@@ -231,10 +307,15 @@ def _render(world: ConceptWorld, condition_ids, seed: int) -> WorldBatch:
     cy = R * _TOP_REACH + 0.5 + (S - 1 - R * (_TOP_REACH + _BOTTOM_REACH)) * r_cy
     cmode, tmode = world._color_mode[ids], world._tex_mode[ids]
     p = cfg.planted_share
-    light = np.where(cmode == _PLANTED, r_color < p, np.where(cmode == _COIN, r_color < 0.5, cmode == _COLOR_LIGHT))
+    light = np.where(
+        cmode == _PLANTED, r_color < p, np.where(cmode == _COIN, r_color < 0.5, cmode == _COLOR_LIGHT)
+    )
     color_name = np.where(cmode == _COLOR_VIVID, 'vivid', np.where(light, 'light', 'dark'))
-    striped = np.select([tmode == _TEX_CLASS, tmode == _PLANTED, tmode == _COIN],
-                        [r_tex < cfg.class_stripe_prob, r_tex < p, r_tex < 0.5], tmode == _TEX_STRIPED)
+    striped = np.select(
+        [tmode == _TEX_CLASS, tmode == _PLANTED, tmode == _COIN],
+        [r_tex < cfg.class_stripe_prob, r_tex < p, r_tex < 0.5],
+        tmode == _TEX_STRIPED,
+    )
     pref = world._pref_bg[ids]
     fam = np.where((pref >= 0) & (r_ctx < cfg.context_correlation), pref, r_fam)
     # ---- background ----
@@ -253,9 +334,11 @@ def _render(world: ConceptWorld, condition_ids, seed: int) -> WorldBatch:
     img = np.where(pat[..., None], c2[:, None, None, :], c1[:, None, None, :])
     # ---- distractors (behind the object) ----
     for d in range(D):
-        rd = S * (cfg.distractor_radius[0] + (cfg.distractor_radius[1] - cfg.distractor_radius[0]) * r_dis[:, d, 2])
+        rd = S * (
+            cfg.distractor_radius[0] + (cfg.distractor_radius[1] - cfg.distractor_radius[0]) * r_dis[:, d, 2]
+        )
         dx, dy = (r_dis[:, d, 0] * S)[:, None, None], (r_dis[:, d, 1] * S)[:, None, None]
-        m = ((X - dx)**2 + (Y - dy)**2 <= (rd**2)[:, None, None]) & (d < r_nd)[:, None, None]
+        m = ((X - dx) ** 2 + (Y - dy) ** 2 <= (rd**2)[:, None, None]) & (d < r_nd)[:, None, None]
         col = hsv_to_rgb(r_dis[:, d, 3], 0.3 + 0.7 * r_dis[:, d, 4], 0.3 + 0.7 * r_dis[:, d, 5])
         img = np.where(m[..., None], col[:, None, None, :], img)
     # ---- body and part ----
@@ -266,9 +349,11 @@ def _render(world: ConceptWorld, condition_ids, seed: int) -> WorldBatch:
     vtop = np.zeros(B, f32)
     for s, name in enumerate(BODY_SHAPES):
         sel = np.nonzero(body == s)[0]
-        if sel.size == 0: continue
+        if sel.size == 0:
+            continue
         fn, vt = _BODY[name]
-        body_m[sel] = fn(U[sel], V[sel]); vtop[sel] = vt
+        body_m[sel] = fn(U[sel], V[sel])
+        vtop[sel] = vt
     vt3 = vtop[:, None, None]
     horn_m, spot_m = _in_horn(U, V, vt3), _in_spot(U, V, vt3)
     part_m = np.where((part == PART_KINDS.index('horn'))[:, None, None], horn_m, spot_m)
@@ -283,15 +368,24 @@ def _render(world: ConceptWorld, condition_ids, seed: int) -> WorldBatch:
     img = np.where(body_m[..., None], body_px, img)
     img = np.where(part_m[..., None], part_c[:, None, None, :], img)
     img = np.clip(img + noise, 0, 1).astype(f32)
-    return WorldBatch(images=np.ascontiguousarray(img.transpose(0, 3, 1, 2)), labels=ids,
-                      object_mask=body_m | part_m, part_mask=part_m, head_mask=horn_m | spot_m,
-                      attributes={'color': color_name, 'texture': np.where(striped, 'striped', 'plain'),
-                                  'background': np.array(BACKGROUNDS)[fam]})
+    return WorldBatch(
+        images=np.ascontiguousarray(img.transpose(0, 3, 1, 2)),
+        labels=ids,
+        object_mask=body_m | part_m,
+        part_mask=part_m,
+        head_mask=horn_m | spot_m,
+        attributes={
+            'color': color_name,
+            'texture': np.where(striped, 'striped', 'plain'),
+            'background': np.array(BACKGROUNDS)[fam],
+        },
+    )
 
 # %% ../nbs/01_world.ipynb #a197138c
 def _world_render(self, condition_ids, seed: int) -> WorldBatch:
     "Render one image per entry of `condition_ids` (ids or names of concepts and/or prompts); a pure function of (ids, seed, config)."
     return _render(self, condition_ids, seed)
+
 
 def _world_sample(self, n_per_condition: int, seed: int, conditions=None) -> WorldBatch:
     "`n_per_condition` images of each of `conditions` (names or ids; default: the class concepts), grouped in that order."
@@ -300,6 +394,7 @@ def _world_sample(self, n_per_condition: int, seed: int, conditions=None) -> Wor
     ids = np.arange(self.n_classes) if conditions is None else self.condition_ids(conditions)
     return self.render(np.repeat(ids, n_per_condition), seed)
 
+
 ConceptWorld.render = _world_render
 ConceptWorld.sample = _world_sample
 
@@ -307,39 +402,55 @@ ConceptWorld.sample = _world_sample
 def _overlay(ax, img, obj, part):
     ax.imshow(img.transpose(1, 2, 0), interpolation='nearest')
     ax.contour(obj, levels=[0.5], colors='white', linewidths=0.8)
-    ax.imshow(np.ma.masked_where(~part, part), cmap='autumn', alpha=0.6, interpolation='nearest', vmin=0, vmax=1)
+    ax.imshow(
+        np.ma.masked_where(~part, part), cmap='autumn', alpha=0.6, interpolation='nearest', vmin=0, vmax=1
+    )
+
 
 def plot_concept_grid(world: ConceptWorld, n_rows: int = 3, seed: int = 0, masks: bool = True):
     "Figure: `n_rows` images per class concept (columns), and a row with object (outline) and part (fill) masks."
     import matplotlib.pyplot as plt
+
     b = world.sample(n_rows, seed=seed)
-    n = world.n_classes; rows = n_rows + (1 if masks else 0)
+    n = world.n_classes
+    rows = n_rows + (1 if masks else 0)
     fig, axes = plt.subplots(rows, n, figsize=(1.2 * n, 1.25 * rows), squeeze=False)
     for c in range(n):
         sel = np.nonzero(b.labels == c)[0]
         for r in range(n_rows):
             axes[r, c].imshow(b.images[sel[r]].transpose(1, 2, 0), interpolation='nearest')
-        if masks: _overlay(axes[n_rows, c], b.images[sel[0]], b.object_mask[sel[0]], b.part_mask[sel[0]])
+        if masks:
+            _overlay(axes[n_rows, c], b.images[sel[0]], b.object_mask[sel[0]], b.part_mask[sel[0]])
         axes[0, c].set_title(world.concepts[c], fontsize=8)
-    for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
-    if masks: axes[n_rows, 0].set_ylabel('masks', fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if masks:
+        axes[n_rows, 0].set_ylabel('masks', fontsize=8)
     fig.tight_layout()
     return fig
+
 
 def plot_prompt_grid(world: ConceptWorld, n_rows: int = 4, seed: int = 0):
     "Figure: `n_rows` images per prompt (columns), each titled with its drawn colour/texture."
     import matplotlib.pyplot as plt
+
     b = world.sample(n_rows, seed=seed, conditions=world.prompts)
     n = len(world.prompts)
     fig, axes = plt.subplots(n_rows, n, figsize=(1.5 * n, 1.5 * n_rows), squeeze=False)
     for c, p in enumerate(world.prompts):
         sel = np.nonzero(b.labels == world.condition_id(p))[0]
         for r in range(n_rows):
-            i = sel[r]; ax = axes[r, c]
+            i = sel[r]
+            ax = axes[r, c]
             ax.imshow(b.images[i].transpose(1, 2, 0), interpolation='nearest')
             ax.set_xlabel(f"{b.attributes['color'][i]}/{b.attributes['texture'][i]}", fontsize=7)
-            ax.set_xticks([]); ax.set_yticks([])
+            ax.set_xticks([])
+            ax.set_yticks([])
         axes[0, c].set_title(p, fontsize=8)
-    fig.suptitle(f"prompts (neutral '{world.neutral_prompts[0]}': planted share {world.config.planted_share})", fontsize=9)
+    fig.suptitle(
+        f"prompts (neutral '{world.neutral_prompts[0]}': planted share {world.config.planted_share})",
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig

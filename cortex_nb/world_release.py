@@ -7,9 +7,21 @@ from __future__ import annotations
 import datetime, os, shutil, tempfile
 from pathlib import Path
 
-from .core import (ArtifactCache, Preset, RELEASE_FIELDS, config_hash, get_preset, machine_description,
-                            release_id, releases_dir, verify_manifest, world_release, world_release_name,
-                            write_json, write_manifest)
+from cortex_nb.core import (
+    ArtifactCache,
+    Preset,
+    RELEASE_FIELDS,
+    config_hash,
+    get_preset,
+    machine_description,
+    release_id,
+    releases_dir,
+    verify_manifest,
+    world_release,
+    world_release_name,
+    write_json,
+    write_manifest,
+)
 from .tokenizer import TokenizerConfig, get_tokenizer, tokenizer_artifacts, world_for_preset
 from .predictor import PredictorConfig, SamplingConfig, build_world_vqgm, _predictor_key
 from .evaluators import WORLD_ARCHS, get_evaluators, world_evaluator_key
@@ -22,54 +34,80 @@ def _release_preset(preset: str | Preset) -> Preset:
     "`preset` with its world VQGM to be trained here, never read from a release."
     return get_preset(preset, world_vqgm='retrain')
 
-def _artifact_folders(p: Preset, cache: ArtifactCache, tcfg: TokenizerConfig, pcfg: PredictorConfig,
-                      evaluator_changes: dict) -> dict[str, Path]:
+
+def _artifact_folders(
+    p: Preset, cache: ArtifactCache, tcfg: TokenizerConfig, pcfg: PredictorConfig, evaluator_changes: dict
+) -> dict[str, Path]:
     "The cache folders of the tokenizer, predictor and evaluators of `p` (trained first where missing)."
     world = world_for_preset(p)
     get_tokenizer(p, cache, tcfg)
     build_world_vqgm(p, cache, pcfg, tcfg)
     get_evaluators(p, cache, **evaluator_changes)
-    folders = {'tokenizer': cache.path('tokenizer', {'tokenizer': tcfg, 'world': world.config}),
-               'predictor': cache.path('predictor', _predictor_key(pcfg, tcfg, world))}
+    folders = {
+        'tokenizer': cache.path('tokenizer', {'tokenizer': tcfg, 'world': world.config}),
+        'predictor': cache.path('predictor', _predictor_key(pcfg, tcfg, world)),
+    }
     for arch in WORLD_ARCHS:
         key = world_evaluator_key(p, arch, world, **evaluator_changes)
         folders[f'evaluators/{arch}'] = cache.path('evaluator', key)
     return folders
 
 # %% ../nbs/07a_world_release.ipynb #3a2f5f77
-def write_world_release(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                        out: str | os.PathLike | None = None, tcfg: TokenizerConfig | None = None,
-                        pcfg: PredictorConfig | None = None, evaluator_changes: dict | None = None) -> Path:
+def write_world_release(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    out: str | os.PathLike | None = None,
+    tcfg: TokenizerConfig | None = None,
+    pcfg: PredictorConfig | None = None,
+    evaluator_changes: dict | None = None,
+) -> Path:
     "Write the release folder of `preset`'s world VQGM (trained first where not cached) at `out`."
     p = _release_preset(preset)
     cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
     tcfg = tcfg or TokenizerConfig.for_preset(p)
     pcfg = pcfg or PredictorConfig.for_preset(p)
     evaluator_changes = dict(evaluator_changes or {})
-    out = Path(out) if out is not None else releases_dir()/world_release_name(p)
+    out = Path(out) if out is not None else releases_dir() / world_release_name(p)
     folders = _artifact_folders(p, cache, tcfg, pcfg, evaluator_changes)
-    configs = {'tokenizer': tcfg, 'predictor': pcfg, 'world': world_for_preset(p).config,
-               'sampling': SamplingConfig.for_preset(p), 'evaluator_changes': evaluator_changes}
+    configs = {
+        'tokenizer': tcfg,
+        'predictor': pcfg,
+        'world': world_for_preset(p).config,
+        'sampling': SamplingConfig.for_preset(p),
+        'evaluator_changes': evaluator_changes,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.{out.name}.'))
-    work.chmod(0o755)   # mkdtemp makes it private; a release is read by every user of the package
+    work.chmod(0o755)  # mkdtemp makes it private; a release is read by every user of the package
     try:
         for name, src in folders.items():
-            shutil.copytree(src, work/name, ignore=shutil.ignore_patterns('DONE', 'config.json'))
+            shutil.copytree(src, work / name, ignore=shutil.ignore_patterns('DONE', 'config.json'))
         made_for = {k: getattr(p, k) for k in RELEASE_FIELDS}
-        write_json(work/'release.json', {'preset': made_for, 'configs': configs,
-                                         'trained_on': machine_description(),
-                                         'written': datetime.date.today().isoformat()})
+        write_json(
+            work / 'release.json',
+            {
+                'preset': made_for,
+                'configs': configs,
+                'trained_on': machine_description(),
+                'written': datetime.date.today().isoformat(),
+            },
+        )
         write_manifest(work, preset=made_for, config_hash=config_hash(configs))
-        if out.exists(): shutil.rmtree(out)
+        if out.exists():
+            shutil.rmtree(out)
         os.replace(work, out)
     finally:
-        if work.exists(): shutil.rmtree(work)
+        if work.exists():
+            shutil.rmtree(work)
     return out
 
 # %% ../nbs/07a_world_release.ipynb #76ca5e8d
-def train_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str | None = None,
-                     out: str | os.PathLike | None = None, **configs) -> Path:
+def train_world_vqgm(
+    preset: str | Preset = 'tiny',
+    cache: ArtifactCache | str | None = None,
+    out: str | os.PathLike | None = None,
+    **configs,
+) -> Path:
     "Train `preset`'s world VQGM from scratch (tokenizer, predictor, world evaluators) and write its release."
     return write_world_release(preset, cache, out, **configs)
 
@@ -77,7 +115,13 @@ def train_world_vqgm(preset: str | Preset = 'tiny', cache: ArtifactCache | str |
 def world_vqgm_source(preset: str | Preset = 'tiny') -> dict:
     "Which world VQGM a run of `preset` explains: {'world_vqgm': 'release', 'release_id', 'trained_on'} or 'retrained'."
     folder = world_release(preset)
-    if folder is None: return {'world_vqgm': 'retrained'}
+    if folder is None:
+        return {'world_vqgm': 'retrained'}
     import json
-    made = json.loads((folder/'release.json').read_text())
-    return {'world_vqgm': 'release', 'release_id': release_id(folder), 'trained_on': made.get('trained_on', '')}
+
+    made = json.loads((folder / 'release.json').read_text())
+    return {
+        'world_vqgm': 'release',
+        'release_id': release_id(folder),
+        'trained_on': made.get('trained_on', ''),
+    }

@@ -5,6 +5,7 @@ the method and says in a line what to expect. Dated measurements and per-machine
 `docs/findings.md` (or in commit messages). This test fails when a markdown cell holds a date or names a
 CPU vendor or model family. Generic names of a bf16 path (AMX, AVX-512 BF16) describe the method and are
 allowed; so are code cells (their comments included)."""
+
 import json
 import re
 from pathlib import Path
@@ -20,8 +21,9 @@ VENDOR = re.compile(r'\b(?:Intel|AMD|EPYC|Xeon|Ryzen|Threadripper|Graviton)\b|\b
 
 def prose_problems(text: str) -> list[str]:
     "What a markdown cell must not hold: dates and CPU vendor/model names, each as found."
-    return [f'date {m.group(0)!r}' for m in DATE.finditer(text)] + \
-           [f'CPU vendor {m.group(0)!r}' for m in VENDOR.finditer(text)]
+    return [f'date {m.group(0)!r}' for m in DATE.finditer(text)] + [
+        f'CPU vendor {m.group(0)!r}' for m in VENDOR.finditer(text)
+    ]
 
 
 def test_patterns():
@@ -34,7 +36,9 @@ def test_patterns():
 
 
 def test_notebooks_found():
-    assert any(p.parent.name == 'nbs' for p in NOTEBOOKS) and any(p.parent.name == 'paper_figures' for p in NOTEBOOKS)
+    assert any(p.parent.name == 'nbs' for p in NOTEBOOKS) and any(
+        p.parent.name == 'paper_figures' for p in NOTEBOOKS
+    )
 
 
 @pytest.mark.parametrize('nb_path', NOTEBOOKS, ids=lambda p: f'{p.parent.name}/{p.name}')
@@ -42,8 +46,11 @@ def test_markdown_holds_no_run_records(nb_path):
     cells = json.loads(nb_path.read_text(encoding='utf-8'))['cells']
     found = []
     for i, cell in enumerate(cells):
-        if cell.get('cell_type') != 'markdown': continue
+        if cell.get('cell_type') != 'markdown':
+            continue
         src = cell['source'] if isinstance(cell['source'], str) else ''.join(cell['source'])
         found += [f'{nb_path.relative_to(ROOT)}, markdown cell {i}: {p}' for p in prose_problems(src)]
-    assert not found, ('Dated or per-machine run records in notebook prose; move them to docs/findings.md '
-                       '(the notebook keeps the method and a line on what to expect):\n  ' + '\n  '.join(found))
+    assert not found, (
+        'Dated or per-machine run records in notebook prose; move them to docs/findings.md '
+        '(the notebook keeps the method and a line on what to expect):\n  ' + '\n  '.join(found)
+    )
