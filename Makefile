@@ -5,15 +5,15 @@ BIN := $(VENV)/bin
 PRESET ?= tiny
 OUT ?= paper_figures/out/$(PRESET)
 
-.PHONY: install reproduce test export readme train-world-vqgm replicates
+.PHONY: install reproduce test lint export readme train-world-vqgm replicates docs
 
 # torch 2.14.1 + torchvision (a CUDA build, the pair on the project machines' disk) fill about 6 GiB: say so before pip runs out
-$(VENV)/.installed: settings.ini setup.py constraints.txt
+$(VENV)/.installed: settings.ini setup.py constraints.txt $(wildcard docs/requirements.txt)
 	@python3 -c "import shutil, sys; free = shutil.disk_usage('.').free / 2**30; \
 	sys.exit(None if free >= 6.3 else f'make install: the virtual environment needs about 6.3 GiB free on this disk (torch and torchvision fill 6); {free:.1f} GiB are free')"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all]"  # the core and every extra (setup.py)
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,8 +36,21 @@ test: install
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/pytest -q tests
 
+## the house style: the sources formatted by ruff, the exported code linted (also run by tests/test_lint.py)
+lint:
+	$(BIN)/pytest -q tests/test_lint.py
+
 export:
 	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
 
 readme:
 	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb > README.md
+
+## the documentation site into _site/: the README, every notebook of nbs/ executed (outputs cached in _build/), the API
+$(VENV)/.docs-installed: docs/requirements.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -r docs/requirements.txt
+	touch $@
+
+docs: install $(VENV)/.docs-installed
+	$(BIN)/sphinx-build -b html $(SPHINXOPTS) -d _build/doctrees docs/site _build/html
+	rm -rf _site && cp -r _build/html _site

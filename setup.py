@@ -27,8 +27,27 @@ statuses = [
 ]
 py_versions = '3.10 3.11 3.12 3.13'.split()
 
+
+def requirements_file(path):
+    "The requirements of a pip requirements file (no comments, no pip options); [] if it is absent."
+    try:
+        lines = open(path, encoding='utf-8').read().splitlines()
+    except FileNotFoundError:
+        return []
+    reqs = [line.split(' #')[0].strip() for line in lines]
+    return [r for r in reqs if r and not r.startswith(('#', '-'))]
+
+
+# the core install; then one extra per `NAME_requirements` key of settings.ini (pip_/conda_requirements are
+# nbdev's own keys, not extras), `docs` from the documentation's requirements file, and `all` of them
 requirements = shlex.split(cfg.get('requirements', ''))
-dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+extras = {
+    key[: -len('_requirements')]: shlex.split(value)
+    for key, value in cfg.items()
+    if key.endswith('_requirements') and key not in ('pip_requirements', 'conda_requirements')
+}
+extras['docs'] = extras.get('docs', []) + requirements_file('docs/requirements.txt')
+extras['all'] = sorted({r for reqs in extras.values() for r in reqs})
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 
@@ -48,7 +67,7 @@ setuptools.setup(
     # the shipped world VQGM release(s): weights, configs, histories and manifest
     package_data={'cortex_nb': ['releases/*/*', 'releases/*/*/*', 'releases/*/*/*/*']},
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require=extras,
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

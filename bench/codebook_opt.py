@@ -96,7 +96,7 @@ def main(argv=None):
     targets = torch.randint(0, a.classes, (len(ids),))
 
     # ours: batched, masked rows only
-    ts = TokenSelection(iem, codebook, CodebookOptConfig(lr=0.01), n_classes=a.classes)
+    ts = TokenSelection(iem, codebook, CodebookOptConfig(lr=0.01), n_concepts=a.classes)
     run = lambda s: ts.optimize(ids[: a.batch], mask, targets[: a.batch], steps=s, checkpoint_every=s)
     run(1)  # warm-up (allocator, kernels)
     t1, tn = _timed(lambda: run(1), dev), _timed(lambda: run(1 + a.steps), dev)

@@ -7,6 +7,7 @@ runs it. Warm: the same command again with that cache (every notebook re-execute
 timed is reading the cached artifacts, not skipping notebooks). Replicate: `--seed N` with that cache, which
 shares nothing downstream of the VQGM with seed 0. The targets (issue 23) are cold <= 15 min, warm <= 2 min and
 one replicate seed <= 12 min on 2 CPU cores; the numbers are measured, never asserted in tests.
+`--only-replicate --cache DIR` times one replicate seed alone on the cache of a finished seed-0 run.
 """
 
 import argparse, json, os, subprocess, sys, tempfile, time
@@ -58,10 +59,20 @@ def main() -> int:
         '--out', default=None, help='folder for the runs and bench.json (default: a temporary one)'
     )
     ap.add_argument('--skip-replicate', action='store_true')
+    ap.add_argument(
+        '--only-replicate',
+        action='store_true',
+        help='time one replicate seed alone, on the cache of a finished seed-0 run (--cache)',
+    )
+    ap.add_argument('--cache', default=None, help='with --only-replicate: the cache of a finished seed-0 run')
     args = ap.parse_args()
+    if args.only_replicate and not args.cache:
+        ap.error('--only-replicate needs --cache: the artifact cache of a finished seed-0 run')
     root = Path(args.out or tempfile.mkdtemp(prefix='cortex_nb_bench_')).resolve()
-    cache = root / 'cache'
-    rows = [timed('cold', root / 'cold', cache), timed('warm', root / 'warm', cache, '--force')]
+    cache = Path(args.cache).resolve() if args.cache else root / 'cache'
+    rows = []
+    if not args.only_replicate:
+        rows += [timed('cold', root / 'cold', cache), timed('warm', root / 'warm', cache, '--force')]
     if not args.skip_replicate:
         rows.append(timed('replicate', root / f'seed{args.seed}', cache, '--seed', str(args.seed)))
     from cortex_nb.core import machine_description

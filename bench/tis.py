@@ -190,7 +190,7 @@ def main(argv=None):
         else ''
     )
     print(
-        f"loop   (authors' scheme): {t_loop:.2f} s for {L} noise sample(s){note} -> {t_loop_full:.1f} s for N={a.samples} "
+        f"loop   (authors' cost): {t_loop:.2f} s for {L} noise sample(s){note} -> {t_loop_full:.1f} s for N={a.samples} "
         f"(scaled, linear in N): {a.batch / t_loop_full:.3f} images/s"
     )
 

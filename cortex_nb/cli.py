@@ -4,11 +4,11 @@
 
 # %% ../nbs/90_cli.ipynb #2107cc61
 from __future__ import annotations
-import argparse, hashlib, json, os, sys, time
-from dataclasses import dataclass, field
+import argparse, hashlib, json, os, sys, tempfile, time
+from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+import pandas as pd
 from tqdm.auto import tqdm
 
 import cortex_nb
@@ -21,15 +21,18 @@ from cortex_nb.core import (
     write_json,
     default_cache_dir,
     machine_description,
+    require,
 )
 from .report import write_report, write_replicates_report, VQGAN_CLAIM_CHECKS, DALLE_CLAIM_CHECKS
 
 # %% auto #0
-__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'PATH_PARAMETERS', 'CLAIMS_MARKER',
-           'default_notebooks_dir', 'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint',
-           'parameter_names', 'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'run_notebook',
+__all__ = ['REQUIRED_PARAMETERS', 'VQGAN_NOTEBOOKS', 'VQGAN_NOT_WIRED', 'TEXT_VQGM_NOTEBOOKS', 'TEXT_VQGM_NOT_WIRED',
+           'PATH_PARAMETERS', 'TEXT_BACKBONES', 'HOW_PARAMETERS', 'CLAIMS_MARKER', 'default_notebooks_dir',
+           'figures_out_dir', 'list_notebooks', 'library_fingerprint', 'notebook_fingerprint', 'parameter_names',
+           'check_parameters_cell', 'NotebookFailed', 'NotebookRun', 'kernel_transport', 'run_notebook',
            'run_parameters', 'input_stamp', 'check_run_inputs', 'run_backbone', 'run_out_dir', 'backbone_notebooks',
-           'reproduce', 'plan_paper_run', 'print_plan', 'run_replicates', 'write_claims_table', 'parse_params', 'main']
+           'check_text_vqgm_folder', 'concept_prompts', 'load_text_vqgm', 'text_vqgm_plan', 'check_run', 'reproduce',
+           'plan_paper_run', 'print_plan', 'run_replicates', 'write_claims_table', 'parse_params', 'main']
 
 # %% ../nbs/90_cli.ipynb #20171c48
 def default_notebooks_dir() -> Path:
@@ -38,7 +41,7 @@ def default_notebooks_dir() -> Path:
 
 
 def figures_out_dir(out_dir: str | os.PathLike) -> Path:
-    "A reproduction notebook's output folder, created: a relative `out_dir` is from the repository root, also when the notebook is opened in Jupyter from `paper_figures/`."
+    "A notebook's output folder, created; a relative `out_dir` is from the repository root (also in Jupyter)."
     out = Path(out_dir)
     if not out.is_absolute() and not Path('paper_figures').is_dir():
         out = '..' / out
@@ -63,6 +66,11 @@ def list_notebooks(folder: str | os.PathLike, only: list[str] | None = None) -> 
     return nbs
 
 # %% ../nbs/90_cli.ipynb #32a30686
+def _nbformat():
+    "nbformat, which reads and writes the reproduction notebooks (the `notebooks` extra)."
+    return require('nbformat', 'notebooks', 'reading the reproduction notebooks')
+
+
 def library_fingerprint() -> str:
     "A digest of the installed cortex_nb source files."
     h = hashlib.sha256()
@@ -74,7 +82,7 @@ def library_fingerprint() -> str:
 
 def notebook_fingerprint(path: str | os.PathLike, parameters: dict) -> str:
     "A digest of a notebook's cell sources, the parameters it runs with, and the library."
-    nb = nbformat.read(str(path), as_version=4)
+    nb = _nbformat().read(str(path), as_version=4)
     cells = [(c.cell_type, c.source) for c in nb.cells]
     blob = json.dumps(
         {'cells': cells, 'parameters': parameters, 'library': library_fingerprint()},
@@ -91,7 +99,7 @@ def parameter_names(path: str | os.PathLike) -> set[str] | None:
     "The names notebook `path`'s cell tagged `parameters` sets (None: it has no such cell)."
     import ast
 
-    nb = nbformat.read(str(path), as_version=4)
+    nb = _nbformat().read(str(path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'code' and 'parameters' in c.metadata.get('tags', [])]
     if not cells:
         return None
@@ -105,7 +113,7 @@ def parameter_names(path: str | os.PathLike) -> set[str] | None:
 
 
 def check_parameters_cell(path: str | os.PathLike, names: set[str] | None = None) -> set[str]:
-    "The names notebook `path`'s `parameters` cell sets (`names`, if already read); raise unless it sets preset, out_dir, cache_dir and seed."
+    "Names the `parameters` cell of `path` sets (or `names`); raise unless preset, out_dir, cache_dir, seed."
     names = parameter_names(path) if names is None else names
     if names is None:
         raise ValueError(
@@ -132,16 +140,23 @@ class NotebookRun:
     output: Path | None = None
 
 
+def kernel_transport(folder: str | os.PathLike) -> dict:
+    "papermill keyword arguments that connect the notebook's kernel over IPC sockets in `folder` (POSIX)."
+    if os.name != 'posix':  # no IPC transport on Windows: the kernel stays on TCP
+        return {}
+    from traitlets.config import Config  # papermill's kernel manager is configured by traitlets
+
+    return {'config': Config({'KernelManager': {'transport': 'ipc', 'ip': str(Path(folder) / 'kernel')}})}
+
+
 def run_notebook(
     path: Path, out_dir: Path, parameters: dict, kernel_name: str = 'python3', cwd: Path | None = None
 ) -> Path:
     "Execute one notebook with papermill into `out_dir/NAME.ipynb`; raise `NotebookFailed` on error."
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
+    pm = require('papermill', 'notebooks', 'running the reproduction notebooks')
     target = out_dir / path.name
     failed = out_dir / f'{path.stem}.failed.ipynb'
-    with atomic_path(target) as tmp:
+    with atomic_path(target) as tmp, tempfile.TemporaryDirectory(prefix='cortex-nb-kernel-') as sockets:
         tmp_nb = tmp.with_suffix('.ipynb')
         tmp.unlink()
         try:
@@ -152,8 +167,9 @@ def run_notebook(
                 kernel_name=kernel_name,
                 progress_bar=False,
                 cwd=str(cwd) if cwd else None,
+                **kernel_transport(sockets),
             )
-        except PapermillExecutionError as e:
+        except pm.PapermillExecutionError as e:
             if tmp_nb.exists():
                 os.replace(tmp_nb, failed)
             raise NotebookFailed(
@@ -180,20 +196,37 @@ VQGAN_NOTEBOOKS = (
 VQGAN_NOT_WIRED = (
     "on the VQGAN the run makes the synthetic dataset, Table 1, Fig. 3/4/7, Table 2, Table 5, Fig. 5 and the "
     f"explorer ({', '.join(VQGAN_NOTEBOOKS)}), and with --min-dalle the DALL-E mini bias audit (Tables 3-4, "
-    "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) run on the "
-    "concept world only"
+    "Fig. 1); the world's own checks (tokenizer, world-trained evaluators, ground truth, calibration) "
+    "run on the concept world only"
 )
 
-PATH_PARAMETERS = ('vqgan_config', 'vqgan_ckpt', 'min_dalle_dir')  # files and folders the notebooks read
+TEXT_VQGM_NOTEBOOKS = ('01_text_vqgm', '05_bias_audit')  # run on a text-to-image VQGM (--backbone)
+TEXT_VQGM_NOT_WIRED = (
+    "on a text-to-image VQGM the run makes the synthetic dataset from the concept prompts, Table 1 (CE, RE), "
+    "TIS and T*_concept and a token selection in the central box (01_text_vqgm), and the bias audit with the "
+    "paper's prompts (Tables 3-4, Fig. 1; 05_bias_audit); left out: the masking evaluations (Fig. 4, "
+    "Table 2) and the edits' evaluator scores (Table 5), which need an evaluator of the user's prompts "
+    "(cortex_nb.masking_eval takes any object with predict_proba), TE, and what needs the concept world "
+    "(ground truth, calibration)"
+)
+
+PATH_PARAMETERS = (
+    'vqgan_config',
+    'vqgan_ckpt',
+    'min_dalle_dir',
+    'model_dir',
+    'prompts_file',
+)  # files and folders the notebooks read
 
 
 def run_parameters(extra: dict | None) -> dict:
-    "The extra notebook parameters of a run: not the four `reproduce` sets itself, paths absolute, tuples as lists."
+    "A run's extra notebook parameters: none `reproduce` sets itself, paths absolute, tuples as lists."
     extra = dict(extra or {})
     clash = sorted(set(extra) & set(REQUIRED_PARAMETERS))
     if clash:
         raise ValueError(
-            f"{clash} are set by reproduce itself (--preset, --out, --cache-dir, --seed), not as notebook parameters"
+            f"{clash} are set by reproduce itself (--preset, --out, --cache-dir, --seed), not as notebook "
+            "parameters"
         )
     for k in PATH_PARAMETERS:  # the notebooks run from the repository root, not from the caller's directory
         if extra.get(k):
@@ -208,9 +241,9 @@ def run_parameters(extra: dict | None) -> dict:
     )
     return {k: as_lists(v) for k, v in extra.items()}
 
-
+# %% ../nbs/90_cli.ipynb #0c398190
 def input_stamp(path) -> list:
-    "Size and modification time of a file, or of every file under a folder: what a checkpoint's replacement changes."
+    "Size and mtime of a file, or of every file under a folder: what a checkpoint's replacement changes."
     p = Path(path)
     files = sorted(f for f in p.rglob('*') if f.is_file()) if p.is_dir() else [p] if p.exists() else []
     return [
@@ -220,7 +253,15 @@ def input_stamp(path) -> list:
 
 
 def check_run_inputs(parameters: dict) -> None:
-    "Before anything runs: a VQGAN run's evaluators have their pretrained weights on disk, and a min-dalle folder is one."
+    "Before anything runs: evaluator weights on disk, a min-dalle folder, sampler settings that exist."
+    if parameters.get('vqgan_sampling'):
+        from cortex_nb.taming import check_taming_sampling
+
+        check_taming_sampling(parameters['vqgan_sampling'])
+    if parameters.get('dalle_sampling'):
+        from cortex_nb.text_to_image import check_dalle_sampling
+
+        check_dalle_sampling(parameters['dalle_sampling'])
     if parameters.get('vqgan_ckpt'):
         from cortex_nb.evaluators import PAPER_EVALUATORS, TORCHVISION_ARCHS, torchvision_checkpoint_path
 
@@ -241,12 +282,27 @@ def check_run_inputs(parameters: dict) -> None:
     if parameters.get('min_dalle_dir'):
         from cortex_nb.text_to_image import find_model_dir
 
-        find_model_dir(parameters['min_dalle_dir'])
+        find_model_dir(parameters['min_dalle_dir'], parameters.get('min_dalle_mega'))
+    if parameters.get('backbone'):
+        check_text_vqgm_folder(parameters['backbone'], parameters.get('model_dir'))
+        concept_prompts(parameters.get('prompts_file'), parameters.get('concept_prompts'))
 
-
+# %% ../nbs/90_cli.ipynb #d7ce69b1
 def run_backbone(preset: str, parameters: dict) -> str:
-    "'vqgan' when the run explains a taming VQGAN (both of its paths given), else 'world'; the paper preset needs the VQGAN."
+    "--backbone's name, 'vqgan' if the run explains a taming VQGAN (both paths given), else 'world'."
     given = [k for k in ('vqgan_config', 'vqgan_ckpt') if parameters.get(k)]
+    text = parameters.get('backbone')
+    if text is not None:
+        if text not in TEXT_BACKBONES:
+            raise ValueError(f"unknown --backbone {text!r}; known: {sorted(TEXT_BACKBONES)}")
+        clash = given + (['min_dalle_dir'] if parameters.get('min_dalle_dir') else [])
+        if clash:
+            raise ValueError(f"--backbone {text} explains that model; {clash} name another: give one model")
+        if not parameters.get('model_dir'):
+            raise ValueError(
+                f"--backbone {text} needs --model-dir DIR, a folder in {TEXT_BACKBONES[text][2]}"
+            )
+        return text
     if len(given) == 1:
         raise ValueError(f"a VQGAN needs both --vqgan-config and --vqgan-ckpt; only {given[0]} was given")
     if given:
@@ -260,7 +316,7 @@ def run_backbone(preset: str, parameters: dict) -> str:
 
 
 def run_out_dir(preset: str, backbone: str, parameters: dict, seed: int | None = None) -> str:
-    "The default output folder: `paper_figures/out/PRESET`, beside it what would overwrite the world run of the same preset."
+    "The default output folder: `paper_figures/out/PRESET`, suffixed where it would overwrite the world run."
     suffix = (
         (
             '-vqgan' if backbone == 'vqgan' and get_preset(preset).name != 'paper' else ''
@@ -271,18 +327,182 @@ def run_out_dir(preset: str, backbone: str, parameters: dict, seed: int | None =
         + (
             '-retrained' if backbone == 'world' and parameters.get('retrain_vqgm') else ''
         )  # not the shipped VQGM
+        + (f'-{backbone}' if backbone in TEXT_BACKBONES else '')  # a text-to-image VQGM
         + ('' if seed is None else f'-seed{seed}')
     )
     return f'paper_figures/out/{preset}{suffix}'
 
 
 def backbone_notebooks(paths: list[Path], backbone: str, parameters: dict | None = None) -> list[Path]:
-    "The notebooks of `paths` for `backbone` ('vqgan': `VQGAN_NOTEBOOKS`, and the bias audit given a `min_dalle_dir`; 'world': all but 01_vqgan)."
+    "Notebooks of `paths` for `backbone`: 'vqgan' its own (+ audit), a text VQGM its two, 'world' the rest."
     vqgan = set(VQGAN_NOTEBOOKS) | ({'05_bias_audit'} if (parameters or {}).get('min_dalle_dir') else set())
-    kept = [p for p in paths if (p.stem in vqgan if backbone == 'vqgan' else p.stem != '01_vqgan')]
+    if backbone in TEXT_BACKBONES:
+        kept = [p for p in paths if p.stem in TEXT_VQGM_NOTEBOOKS]
+    else:
+        own = vqgan if backbone == 'vqgan' else None
+        kept = [p for p in paths if (p.stem in own if own else p.stem not in ('01_vqgan', '01_text_vqgm'))]
     if not kept:
         raise ValueError(f"none of {[p.stem for p in paths]} runs on the {backbone}")
     return kept
+
+# %% ../nbs/90_cli.ipynb #399aad48
+TEXT_BACKBONES = {  # --backbone → (what it is, module, folder layout, loader, folder check, sizes)
+    'amused': (
+        'aMUSEd (diffusers)',
+        'cortex_nb.amused',
+        "diffusers' layout",
+        'load_amused',
+        'check_amused_folder',
+        'amused_dims',
+    ),
+    'janus': (
+        'Janus-Pro (transformers)',
+        'cortex_nb.janus',
+        "transformers' layout",
+        'load_janus',
+        'check_janus_folder',
+        'janus_dims',
+    ),
+}
+
+
+def _text_backbone(backbone: str, index: int):
+    "A loader or folder check of `backbone` (imported on first use)."
+    import importlib
+
+    if backbone not in TEXT_BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; known: {sorted(TEXT_BACKBONES)}")
+    return getattr(importlib.import_module(TEXT_BACKBONES[backbone][1]), TEXT_BACKBONES[backbone][index])
+
+
+def check_text_vqgm_folder(backbone: str, folder) -> Path:
+    "`folder` if it is a `backbone` model folder (configuration files present), else an error naming the gap."
+    if not folder:
+        raise ValueError(f"--backbone {backbone} needs --model-dir DIR")
+    return _text_backbone(backbone, 4)(folder)
+
+
+def concept_prompts(prompts_file=None, prompts=None) -> list[str]:
+    "The concept prompts of a text-to-image run: from `prompts_file` (one per line) or the list `prompts`."
+    if prompts_file and prompts:
+        raise ValueError(
+            "give the concept prompts once: --prompts FILE or -p concept_prompts=[...], not both"
+        )
+    if prompts_file:
+        path = Path(prompts_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"prompts file {path} not found")
+        lines = [ln.strip() for ln in path.read_text(encoding='utf8').splitlines()]
+        prompts = [ln for ln in lines if ln and not ln.startswith('#')]
+    prompts = list(dict.fromkeys(prompts or []))
+    if len(prompts) < 2 or not all(isinstance(p, str) and p.strip() for p in prompts):
+        raise ValueError(
+            "a text-to-image run needs at least two concept prompts (--prompts FILE or "
+            f"-p concept_prompts=[...]), "
+            f"got {prompts!r}"
+        )
+    return prompts
+
+
+def load_text_vqgm(backbone: str, folder, prompts=(), device=None, **kwargs):
+    "The `backbone` adapter's VQGM from `folder`, `prompts` registered (what the reproduction loads)."
+    return _text_backbone(backbone, 3)(folder, prompts, device=device, **kwargs)
+
+
+def text_vqgm_plan(preset: str, parameters: dict) -> str:
+    "The dry run's plan of a text-to-image run: sizes from the folder's configuration files, counts, storage."
+    import torch
+    from cortex_nb.bias_audit import BiasAuditConfig
+    from cortex_nb.iem import build_iem, count_parameters
+    from cortex_nb.synthetic import SyntheticConfig
+
+    backbone, folder = parameters['backbone'], parameters['model_dir']
+    dims = _text_backbone(backbone, 5)(folder)
+    prompts = concept_prompts(parameters.get('prompts_file'), parameters.get('concept_prompts'))
+    p = get_preset(preset, **(parameters.get('preset_changes') or {}))
+    syn = SyntheticConfig.for_preset(p)
+    audit = BiasAuditConfig.for_preset(p, **(parameters.get('audit_changes') or {}))
+    K, d, m = dims['codebook_size'], dims['embed_dim'], dims['grid_size']
+    grids = (syn.n_train + syn.n_val + syn.n_test) * len(prompts)
+    audit_grids = (
+        4 * (audit.n_train + audit.n_val + audit.n_test) + audit.n_neutral
+    )  # the paper's 4 + neutral
+    id_bytes, float_bytes = m * m * (2 if K <= 2**16 else 4), d * m * m * 4
+    with torch.device('meta'):  # parameter counts without allocating weights
+        iems = {
+            a: count_parameters(build_iem(a, p, len(prompts), in_channels=d, grid_size=m))
+            for a in ('ce', 're')
+        }
+    shown = ', '.join(repr(x) for x in prompts[:5]) + (' …' if len(prompts) > 5 else '')
+    return '\n'.join(
+        [
+            f"--backbone {backbone}: {TEXT_BACKBONES[backbone][0]} from {folder} (checked)",
+            f"  codebook K = {K}, d = {d}; {m}×{m} token grids of {dims['image_size']} px images",
+            f"  concept prompts ({len(prompts)}): {shown}",
+            f"  01_text_vqgm: sample {grids} grids ({syn.n_train}/{syn.n_val}/{syn.n_test} per prompt), "
+            f"token store {grids * id_bytes / 1e6:.2f} MB (float32 E: {grids * float_bytes / 1e6:.2f} MB); "
+            f"IEMs CE {iems['ce']:,} and RE {iems['re']:,} parameters; TIS of the training grids; "
+            "token selection",
+            f"  05_bias_audit: sample {audit_grids} grids (the paper's 4 attribute prompts × "
+            f"{audit.n_train}/{audit.n_val}/{audit.n_test}, {audit.n_neutral} neutral); 2 binary IEMs "
+            f"({audit.arch.upper()}); top-n {list(audit.positions(m).values())} of {m * m} positions, "
+            f"k = {audit.k}",
+        ]
+    )
+
+# %% ../nbs/90_cli.ipynb #2969c06f
+def _shown(path: Path) -> str:
+    "`path` as a user would type it: relative to the working directory when it lies inside it."
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def check_run(
+    preset: str,
+    notebooks: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    extra_parameters: dict | None = None,
+    seed: int | None = None,
+    inputs: bool = True,
+) -> tuple[str, dict, list[Path], dict]:
+    "The checks `reproduce` and `--dry-run` make before anything runs → (backbone, parameters, paths, names)."
+    get_preset(preset)  # an unknown preset is named first
+    extra = run_parameters(extra_parameters)
+    backbone = run_backbone(preset, extra)
+    if backbone == 'vqgan' and extra.get('retrain_vqgm'):
+        raise ValueError(
+            "--retrain-vqgm retrains the concept world's VQGM; a VQGAN run explains the checkpoint it "
+            "is given"
+        )
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    folder = notebooks or default_notebooks_dir()
+    run_paths = backbone_notebooks(list_notebooks(folder), backbone, extra)
+    paths = run_paths
+    if only:
+        picked = {p.stem for p in list_notebooks(folder, only)}  # refuses names not in the folder
+        outside = sorted(picked - {p.stem for p in run_paths})
+        if outside:
+            raise ValueError(
+                f"notebook(s) {outside} do not run on the {backbone}; this run's: "
+                f"{[p.stem for p in run_paths]}"
+            )
+        paths = [p for p in run_paths if p.stem in picked]
+    names = {p: parameter_names(p) for p in run_paths}
+    declared = {p: check_parameters_cell(p, names[p]) for p in paths}
+    # a parameter meant for a notebook this --only leaves out is fine;
+    # one that no notebook of the run takes is a typo
+    unknown = sorted(set(extra) - set().union(*(n or set() for n in names.values())))
+    if unknown:
+        raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
+    if inputs:  # the dry run of a VQGAN run prints its plan first, then names missing inputs
+        check_run_inputs(extra)
+    return backbone, extra, paths, declared
+
+
+HOW_PARAMETERS = ('nproc_per_node',)  # how a notebook runs, not what it computes: not in its fingerprint
 
 
 def reproduce(
@@ -296,51 +516,43 @@ def reproduce(
     kernel_name: str = 'python3',
     progress: bool = True,
     seed: int | None = None,
+    nproc_per_node: int = 1,
 ) -> list[NotebookRun]:
-    "Run the reproduction notebooks in order for `preset` (its seed replaced by `seed`, if given), writing everything into `out`."
-    extra = run_parameters(extra_parameters)
-    backbone = run_backbone(preset, extra)
-    if backbone == 'vqgan' and extra.get('retrain_vqgm'):
-        raise ValueError(
-            "--retrain-vqgm retrains the concept world's VQGM; a VQGAN run explains the checkpoint it is given"
-        )
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    folder = notebooks or default_notebooks_dir()
-    run_paths = backbone_notebooks(list_notebooks(folder), backbone, extra)
-    paths = run_paths
-    if only:
-        picked = {p.stem for p in list_notebooks(folder, only)}  # refuses names not in the folder
-        outside = sorted(picked - {p.stem for p in run_paths})
-        if outside:
-            raise ValueError(
-                f"notebook(s) {outside} do not run on the {backbone}; this run's: {[p.stem for p in run_paths]}"
-            )
-        paths = [p for p in run_paths if p.stem in picked]
-    names = {p: parameter_names(p) for p in run_paths}
-    declared = {p: check_parameters_cell(p, names[p]) for p in paths}
-    # a parameter meant for a notebook this --only leaves out is fine; one that no notebook of the run takes is a typo
-    unknown = sorted(set(extra) - set().union(*(n or set() for n in names.values())))
-    if unknown:
-        raise ValueError(f"no notebook of this run takes the parameter(s) {unknown}")
-    check_run_inputs(extra)
+    "Run the reproduction notebooks in order for `preset` (seed replaced by `seed`, if given) into `out`."
+    require('papermill', 'notebooks', 'cortex-nb reproduce')  # before anything is checked or run
+    if isinstance(nproc_per_node, bool) or not isinstance(nproc_per_node, int) or nproc_per_node < 1:
+        raise ValueError(f"nproc_per_node must be an int ≥ 1, got {nproc_per_node!r}")
+    backbone, extra, paths, declared = check_run(preset, notebooks, only, extra_parameters, seed)
     out = Path(out or run_out_dir(preset, backbone, extra, seed)).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds the run's artifacts
+    # the cache's resolved folder, not None: an executed copy opened later in Jupyter then finds
+    # the run's artifacts
     cache_dir = str(Path(cache_dir or default_cache_dir()).expanduser().resolve())
     parameters = {'preset': preset, 'out_dir': str(out), 'cache_dir': cache_dir, 'seed': seed, **extra}
+    if (
+        nproc_per_node > 1
+    ):  # the notebooks that take it run their heavy steps under torchrun (`sharding.launch`)
+        parameters['nproc_per_node'] = nproc_per_node
     state_dir = out / '.state'
     state_dir.mkdir(exist_ok=True)
     machine = machine_description()  # bf16 kernels differ between CPUs, and so do the trained artifacts
-    runs, bar = [], tqdm(paths, desc=f'reproduce {preset}', unit='notebook', disable=not progress)
+    runs = []
+    bar = tqdm(paths, desc=f'reproduce {preset} → {_shown(out)}', unit='notebook', disable=not progress)
     for path in bar:
         bar.set_postfix_str(path.stem)
-        # each notebook gets (and is fingerprinted by) the parameters it declares, so one it does not read cannot re-run it
+        # each notebook gets (and is fingerprinted by) the parameters it declares, so one it does not read
+        # cannot re-run it
         nb_parameters = {k: v for k, v in parameters.items() if k in declared[path]}
         # a checkpoint replaced at the same path re-runs what reads it
         stamps = {k: input_stamp(v) for k, v in nb_parameters.items() if k in PATH_PARAMETERS}
         key, state = (
-            notebook_fingerprint(path, {**nb_parameters, **({'input_stamps': stamps} if stamps else {})}),
+            notebook_fingerprint(
+                path,
+                {
+                    **{k: v for k, v in nb_parameters.items() if k not in HOW_PARAMETERS},
+                    **({'input_stamps': stamps} if stamps else {}),
+                },
+            ),
             state_dir / f'{path.stem}.json',
         )
         done = json.loads(state.read_text()) if state.exists() else {}
@@ -374,13 +586,23 @@ def reproduce(
             out,
             preset,
             checks=VQGAN_CLAIM_CHECKS + (DALLE_CLAIM_CHECKS if audited else []),
-            note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. The claims are the paper's own; "
-            "the concept world's thresholds (decoded samples, Table 1) are not applied, the tables are shown beside the paper's."
+            note=f"Backbone: the taming VQGAN ({parameters['vqgan_ckpt']}); {VQGAN_NOT_WIRED}. "
+            "The claims are the paper's own; the concept world's thresholds (decoded samples, Table 1) "
+            "are not applied, the tables are shown beside the paper's."
             + (
                 ""
                 if audited
                 else " Tables 3-4 (the bias audit of DALL-E mini) were not run: give --min-dalle DIR."
             ),
+        )
+    elif backbone in TEXT_BACKBONES:
+        write_report(
+            out,
+            preset,
+            checks=DALLE_CLAIM_CHECKS,
+            note=f"Backbone: {TEXT_BACKBONES[backbone][0]} ({parameters['model_dir']}), concept prompts "
+            f"{concept_prompts(parameters.get('prompts_file'), parameters.get('concept_prompts'))}; "
+            f"{TEXT_VQGM_NOT_WIRED}.",
         )
     else:
         write_report(out, preset)
@@ -414,11 +636,15 @@ def plan_paper_run(
     edit_steps: int = 5000,
 ) -> 'pd.DataFrame':
     "Check the paper run's inputs and tabulate its steps: items, storage and counted compute."
-    import zipfile, pandas as pd, torch
+    import zipfile
     from cortex_nb.taming import parse_taming_config
     from cortex_nb.predictor import GPT, GPTConfig
     from cortex_nb.iem import build_iem
     from cortex_nb.iem_training import TrainConfig
+    from cortex_nb.synthetic import SyntheticConfig
+    from cortex_nb.tis import TokenImportance
+    from cortex_nb.sharding import backward_memory_bytes, sampling_memory_bytes
+    import inspect, torch
 
     p = get_preset(preset)
     for what, path in (('VQGAN config', vqgan_config), ('VQGAN checkpoint', vqgan_ckpt)):
@@ -438,23 +664,47 @@ def plan_paper_run(
         **{k: cfg.gpt[k] for k in ('vocab_size', 'block_size', 'n_layer', 'n_head', 'n_embd')}
     )
     gpt_flops = _flops(lambda: _meta_gpt(GPT, gpt_cfg, m))
+    with torch.device('meta'):
+        gpt_params = sum(q.numel() for q in GPT(gpt_cfg).parameters())
+    sample_batch = SyntheticConfig.for_preset(p).batch_size
+    # rows (images × noise samples) per TIS backward: TokenImportance's max_batch
+    tis_rows = inspect.signature(TokenImportance).parameters['max_batch'].default
     token_bytes = (2 if K <= 65536 else 4) * m * m + 4
     rows = [
         dict(
             step='sample synthetic grids (GPT, KV cache)',
+            kind='sample',
             items=n_grids,
+            passes=n_grids * m * m,
+            gpu_mem_gb=sampling_memory_bytes(
+                gpt_params,
+                gpt_cfg.n_layer,
+                gpt_cfg.n_embd,
+                gpt_cfg.block_size,
+                gpt_cfg.vocab_size,
+                sample_batch,
+            )
+            / 1e9,
             flops=gpt_flops * n_grids,
             storage_gb=n_grids * token_bytes / 1e9,
-            note=f'{n_classes} classes × {per_class}; float32 E would take {n_grids * d * m * m * 4 / 1e9:,.0f} GB',
+            note=f'{n_classes} classes × {per_class}; float32 E would take '
+            f'{n_grids * d * m * m * 4 / 1e9:,.0f} GB',
         )
     ]
     for arch in ('ce', 're', 'te'):
-        fwd = _meta_flops(lambda: build_iem(arch, p.replace(grid_size=m, embed_dim=d), n_classes), 1, d, m, m)
-        epochs = TrainConfig.for_preset(p, arch).epochs
+        build = lambda: build_iem(arch, p.replace(grid_size=m, embed_dim=d), n_classes)
+        fwd = _meta_flops(build, 1, d, m, m)
+        epochs, train_batch = (
+            TrainConfig.for_preset(p, arch).epochs,
+            TrainConfig.for_preset(p, arch).batch_size,
+        )
         rows.append(
             dict(
                 step=f'train IEM {arch.upper()} ({epochs} epochs)',
+                kind=f'train_{arch}',
                 items=n_train * epochs,
+                passes=n_train * epochs,
+                gpu_mem_gb=backward_memory_bytes(build, (d, m, m), train_batch, train=True) / 1e9,
                 flops=3 * fwd * n_train * epochs,
                 storage_gb=0.0,
                 note=f'{fwd / 1e9:.2f} GFLOP per forward',
@@ -464,7 +714,10 @@ def plan_paper_run(
         rows.append(
             dict(
                 step=f'TIS {arch.upper()} (SmoothGrad N={p.smoothgrad_samples})',
+                kind=f'tis_{arch}',
                 items=n_tis,
+                passes=n_tis * p.smoothgrad_samples,
+                gpu_mem_gb=backward_memory_bytes(build, (d, m, m), tis_rows, train=False) / 1e9,
                 flops=3 * fwd * p.smoothgrad_samples * n_tis,
                 storage_gb=n_tis * m * m * 4 / 1e9,
                 note='T*_image / T*_concept over the training split',
@@ -474,7 +727,12 @@ def plan_paper_run(
             rows.append(
                 dict(
                     step=f'codebook-level editing {arch.upper()}',
+                    kind=f'edit_{arch}',
                     items=edit_images * edit_steps,
+                    passes=edit_images * edit_steps,
+                    # one image: the IEM, and P (m² × K) with its gradient and Adam's two moments
+                    gpu_mem_gb=(backward_memory_bytes(build, (d, m, m), 1, train=False) + 16 * m * m * K)
+                    / 1e9,
                     flops=3 * fwd * edit_images * edit_steps,
                     storage_gb=0.0,
                     note=f'{edit_images} images × {edit_steps} steps (App. A.5)',
@@ -483,7 +741,10 @@ def plan_paper_run(
     rows.append(
         dict(
             step='decode test grids for the evaluators',
+            kind='decode',
             items=n_test,
+            passes=n_test,
+            gpu_mem_gb=float('nan'),
             flops=0,
             storage_gb=n_test * 3 * cfg.image_size**2 / 1e9,
             note='decoder cost not counted; 03 holds them as 8-bit images, and one masked copy at a time',
@@ -507,11 +768,14 @@ def _meta_gpt(GPT, cfg, m):
     return gpt.head(gpt.ln_f(x))
 
 # %% ../nbs/90_cli.ipynb #f68762ea
-def print_plan(plan) -> None:
-    "Print a plan from `plan_paper_run` as a readable table."
+def print_plan(plan, nprocs=(1, 8), calibration: dict | None = None) -> None:
+    "Print a plan from `plan_paper_run` as a readable table, then its memory and hours per GPU count."
+    from cortex_nb.sharding import print_scaling
+
     a = plan.attrs
     print(
-        f"paper run: {a['n_classes']} classes, {a['grid']}×{a['grid']} grids, K={a['codebook_size']}, d={a['embed_dim']}; "
+        f"paper run: {a['n_classes']} classes, {a['grid']}×{a['grid']} grids, "
+        f"K={a['codebook_size']}, d={a['embed_dim']}; "
         f"GPU hours at {a['tflops']:g} TFLOP/s sustained"
     )
     shown = plan.assign(tflop=plan.flops / 1e12)[
@@ -519,6 +783,8 @@ def print_plan(plan) -> None:
     ]
     print(shown.to_string(index=False, float_format=lambda v: f'{v:,.2f}'))
     print(f"total: {plan.gpu_hours.sum():,.1f} GPU hours, {plan.storage_gb.sum():,.1f} GB written")
+    print()
+    print_scaling(plan, nprocs, calibration, plan.attrs['tflops'])
 
 # %% ../nbs/90_cli.ipynb #486b298f
 def run_replicates(
@@ -529,7 +795,7 @@ def run_replicates(
     progress: bool = True,
     **kwargs,
 ) -> Path:
-    "Reproduce `preset` once per seed on the same world VQGM, then write REPLICATES.md/.csv comparing the runs."
+    "Reproduce `preset` once per seed on the same world VQGM; REPLICATES.md/.csv compare the runs."
     seeds = list(seeds)
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
     if bad or not seeds:
@@ -566,12 +832,12 @@ CLAIMS_MARKER = '<!-- claims table: written by `cortex-nb claims-table` from doc
 
 
 def write_claims_table(record: str | os.PathLike, notebook: str | os.PathLike) -> Path:
-    "Replace the claims-table cell of `notebook` (opening with `CLAIMS_MARKER`) by the table of replicate `record`."
-    import pandas as pd
+    "Replace the claims-table cell (opening `CLAIMS_MARKER`) of `notebook` by replicate `record`'s table."
     from cortex_nb.report import claims_summary_table
 
     table = pd.read_csv(record)
     runs = int(table.n_runs.max())
+    nbformat = _nbformat()
     nb = nbformat.read(str(notebook), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith(CLAIMS_MARKER)]
     if len(cells) != 1:
@@ -634,7 +900,8 @@ def _parser() -> argparse.ArgumentParser:
         '--seed',
         type=int,
         default=None,
-        help="a replicate: the preset's seed replaced, so every training draw is new (default out: paper_figures/out/PRESET-seedN)",
+        help="a replicate: the preset's seed replaced, so every training draw is new (default out: "
+        "paper_figures/out/PRESET-seedN)",
     )
     r.add_argument('--vqgan-config', default=None, help="taming VQGAN config.yaml (paper preset)")
     r.add_argument('--vqgan-ckpt', default=None, help="taming VQGAN last.ckpt (paper preset)")
@@ -644,10 +911,24 @@ def _parser() -> argparse.ArgumentParser:
         help="a min-dalle model folder: the bias audit runs on DALL-E mini with the paper's prompts",
     )
     r.add_argument(
+        '--backbone',
+        default=None,
+        choices=sorted(TEXT_BACKBONES),
+        help="explain a text-to-image VQGM (with --model-dir): its concept prompts from --prompts or "
+        "-p concept_prompts=[...], the bias audit with the paper's prompts",
+    )
+    r.add_argument(
+        '--model-dir', default=None, help="the --backbone's folder, in its library's save_pretrained layout"
+    )
+    r.add_argument(
+        '--prompts', default=None, metavar='FILE', help="concept prompts of a --backbone run, one per line"
+    )
+    r.add_argument(
         '--evaluators',
         nargs='+',
         default=None,
-        help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local torch hub cache)",
+        help="evaluators of a VQGAN run (default: the paper's four torchvision models, from the local "
+        "torch hub cache)",
     )
     r.add_argument(
         '-p',
@@ -655,7 +936,8 @@ def _parser() -> argparse.ArgumentParser:
         action='append',
         default=[],
         metavar='NAME=VALUE',
-        help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python literal, else as text",
+        help="a notebook parameter (papermill's), e.g. -p n_test_per_concept=10; VALUE is read as a Python "
+        "literal, else as text",
     )
     r.add_argument(
         '--dry-run', action='store_true', help="check inputs and print the plan without running anything"
@@ -667,9 +949,23 @@ def _parser() -> argparse.ArgumentParser:
         help="sustained TFLOP/s assumed for the dry run's GPU-hour estimate",
     )
     r.add_argument(
+        '--nproc-per-node',
+        type=int,
+        default=1,
+        help="GPUs of this node: sampling and TIS run under torchrun with one process per GPU (the dry run "
+        "prints the hours on 1, 8 and this many)",
+    )
+    r.add_argument(
+        '--calibrate',
+        default=None,
+        metavar='FILE',
+        help="the dry run's seconds per item, measured on your GPU by bench/shard_costs.py",
+    )
+    r.add_argument(
         '--retrain-vqgm',
         action='store_true',
-        help="train the world VQGM here instead of loading the shipped release (default out: PRESET-retrained)",
+        help="train the world VQGM here instead of loading the shipped release (default out: "
+        "PRESET-retrained)",
     )
     rep = sub.add_parser(
         'replicates',
@@ -742,28 +1038,47 @@ def main(argv: list[str] | None = None) -> int:
             'evaluator_names': args.evaluators,
             'min_dalle_dir': args.min_dalle,
             'retrain_vqgm': args.retrain_vqgm,
+            'backbone': args.backbone,
+            'model_dir': args.model_dir,
+            'prompts_file': args.prompts,
         }  # parameters with flags of their own
         params = parse_params(args.param)
         flagged = sorted(set(params) & set(flags))
         if flagged:
             raise ValueError(
-                f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, --min-dalle)"
+                f"{flagged} have flags of their own (--vqgan-config, --vqgan-ckpt, --evaluators, "
+                "--min-dalle, "
+                "--backbone, --model-dir, --prompts)"
             )
         extra = {**params, **{k: v for k, v in flags.items() if v}}
         if args.dry_run:
-            get_preset(args.preset)
-            if run_backbone(args.preset, extra) == 'world':
-                check_run_inputs(
-                    run_parameters(extra)
-                )  # the min-dalle folder, when DALL-E mini's audit is asked for
+            # the real run's checks, all of them: the parameters (-p), --only, --seed, the inputs on disk
+            backbone, run_extra, _, _ = check_run(
+                args.preset, args.notebooks, args.only, extra, args.seed, inputs=False
+            )
+            if backbone in TEXT_BACKBONES:
+                check_run_inputs(run_extra)  # the folder and the concept prompts
+                print(text_vqgm_plan(args.preset, run_extra))
+                print(f"note: {TEXT_VQGM_NOT_WIRED}")
+                return 0
+            if backbone == 'world':
+                check_run_inputs(run_extra)  # the min-dalle folder, when DALL-E mini's audit is asked for
                 print(
-                    f"{args.preset} preset on the concept world: nothing else external is needed; `cortex-nb reproduce` "
-                    f"runs it here on {_world_vqgm_plan(args.preset, extra)}"
+                    f"{args.preset} preset on the concept world: nothing else external is needed; "
+                    f"`cortex-nb reproduce` runs it here on {_world_vqgm_plan(args.preset, extra)}"
                     + (f"; bias audit: DALL-E mini from {args.min_dalle}" if args.min_dalle else '')
                 )
                 return 0
-            print_plan(plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops))
-            check_run_inputs(run_parameters(extra))  # evaluator weights, the min-dalle folder
+            from cortex_nb.sharding import load_item_costs
+
+            calibration = load_item_costs(args.calibrate) if args.calibrate else None
+            nprocs = sorted({1, 8, args.nproc_per_node})
+            print_plan(
+                plan_paper_run(args.vqgan_config, args.vqgan_ckpt, args.preset, args.tflops),
+                nprocs,
+                calibration,
+            )
+            check_run_inputs(run_extra)  # evaluator weights, the min-dalle folder: named after the plan
             if args.min_dalle:
                 print(f"bias audit: DALL-E mini from {args.min_dalle}")
             print(f"note: {VQGAN_NOT_WIRED}")
@@ -777,10 +1092,15 @@ def main(argv: list[str] | None = None) -> int:
             args.force,
             extra_parameters=extra,
             seed=args.seed,
+            nproc_per_node=args.nproc_per_node,
         )
-    except (NotebookFailed, ValueError, FileNotFoundError) as e:
+    except (NotebookFailed, ValueError, FileNotFoundError, ImportError) as e:
         print(f"cortex-nb: {e}", file=sys.stderr)
         return 1
     for r in runs:
         print(f"{r.status:8s} {r.name:28s} {r.seconds:7.1f}s")
+    if runs:
+        print(
+            f"outputs in {_shown(runs[0].output.parent)} (REPORT.md, the executed notebooks, figures, tables)"
+        )
     return 0

@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_core.ipynb #eca37878
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, itertools, json, os, random, shutil, tempfile
-from dataclasses import dataclass, field
+import contextlib, dataclasses, hashlib, importlib, itertools, json, os, random, shutil, tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,12 +13,13 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['WORLD_VQGM_SOURCES', 'PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'MANIFEST', 'RELEASE_FIELDS', 'Preset',
-           'get_preset', 'run_preset', 'scale_positions', 'seed_everything', 'get_device', 'model_device',
-           'set_torch_threads', 'bf16_kernels', 'native_bf16', 'autocast', 'cpu_model', 'machine_description',
-           'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table', 'config_hash', 'default_cache_dir',
-           'ArtifactCache', 'cached_frame', 'file_sha256', 'write_manifest', 'verify_manifest', 'release_id',
-           'releases_dir', 'world_release_name', 'world_release']
+__all__ = ['WORLD_VQGM_SOURCES', 'PRESETS', 'SMALL_PRESET_THREADS', 'PRECISIONS', 'MANIFEST', 'RELEASE_FIELDS', 'EXTRAS',
+           'Preset', 'get_preset', 'run_preset', 'scale_positions', 'seed_everything', 'get_device', 'model_device',
+           'set_torch_threads', 'model_dtype', 'bf16_kernels', 'native_bf16', 'autocast', 'cpu_model',
+           'machine_description', 'atomic_path', 'atomic_write', 'write_json', 'save_figure', 'save_table',
+           'read_safetensors', 'read_torch_file', 'read_json', 'config_hash', 'default_cache_dir', 'ArtifactCache',
+           'cached_frame', 'file_sha256', 'write_manifest', 'verify_manifest', 'release_id', 'releases_dir',
+           'world_release_name', 'world_release', 'require']
 
 # %% ../nbs/00_core.ipynb #797a41d3
 WORLD_VQGM_SOURCES = ('release', 'retrain')
@@ -61,7 +62,8 @@ class Preset:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise ValueError(
-                f"Preset has no field(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(self)]}"
+                f"Preset has no field(s) {sorted(unknown)}; known: "
+                f"{[f.name for f in dataclasses.fields(self)]}"
             )
         return dataclasses.replace(self, **changes)
 
@@ -97,7 +99,7 @@ def get_preset(name: str | Preset, **changes) -> Preset:
 def run_preset(
     preset: str | Preset, seed: int | None = None, retrain_vqgm: bool = False, **changes
 ) -> Preset:
-    "The preset a reproduction notebook runs: `seed` for every draw downstream of the world VQGM, retrained if asked."
+    "The preset a notebook runs: `seed` for every draw downstream of the world VQGM, retrained if asked."
     if seed is not None:
         changes['seed'] = seed
     return get_preset(preset, world_vqgm='retrain' if retrain_vqgm else 'release', **changes)
@@ -129,7 +131,7 @@ def get_device(prefer: str | torch.device | None = None) -> torch.device:
 
 
 def model_device(model: torch.nn.Module, default: str | torch.device | None = None) -> torch.device:
-    "The device `model` computes on: its first parameter's, else its first buffer's, else `default` (the CPU if None)."
+    "The device `model` computes on: its first parameter's, else first buffer's, else `default` (None: CPU)."
     first = next(itertools.chain(model.parameters(), model.buffers()), None)
     return first.device if first is not None else torch.device(default if default is not None else 'cpu')
 
@@ -138,18 +140,24 @@ SMALL_PRESET_THREADS = 2  # CI's two cores
 
 
 def set_torch_threads(preset: str | Preset) -> int:
-    "Cap torch's CPU threads at 2 for small presets trained on the CPU (any such run then gives CI's numbers); leave every core to 'paper' and to GPU runs. Return the count."
+    "Cap torch's CPU threads at 2 for small presets on the CPU (CI's numbers), not 'paper' or GPUs; → count."
     every_core = get_preset(preset).name == 'paper' or get_device().type != 'cpu'
     n = torch.get_num_threads() if every_core else max(1, min(SMALL_PRESET_THREADS, torch.get_num_threads()))
     torch.set_num_threads(n)
     return n
+
+# %% ../nbs/00_core.ipynb #a7e34a2e
+def model_dtype(model: torch.nn.Module, default: torch.dtype | None = None) -> torch.dtype | None:
+    "The floating dtype of `model`'s first floating parameter (else buffer), else `default`."
+    tensors = itertools.chain(model.parameters(), model.buffers())
+    return next((t.dtype for t in tensors if t.is_floating_point()), default)
 
 # %% ../nbs/00_core.ipynb #01a2e991
 PRECISIONS = ('fp32', 'bf16')
 
 
 def bf16_kernels(device: str | torch.device | None = None) -> str:
-    "Which native bfloat16 path `device` (default: `get_device()`'s) has: 'AMX', 'AVX-512 BF16', 'CUDA' or 'none'."
+    "The native bfloat16 path of `device` (default: `get_device()`'s): 'AMX', 'AVX-512 BF16', 'CUDA', 'none'."
     device = torch.device(device) if device is not None else get_device()
     if device.type == 'cuda':
         return 'CUDA' if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else 'none'
@@ -164,7 +172,7 @@ def bf16_kernels(device: str | torch.device | None = None) -> str:
 
 
 def native_bf16(device: str | torch.device | None = None) -> bool:
-    "Whether `device` (default: `get_device()`'s, where training runs) computes bfloat16 natively (AVX-512 BF16/AMX CPU, bf16 GPU)."
+    "Whether `device` (default: `get_device()`'s) computes bf16 natively (AVX-512 BF16/AMX CPU, bf16 GPU)."
     return bf16_kernels(device) != 'none'
 
 
@@ -229,7 +237,7 @@ def atomic_write(path: str | os.PathLike, mode: str = 'w', **kwargs):
         with open(tmp, mode, **kwargs) as f:
             yield f
 
-
+# %% ../nbs/00_core.ipynb #2248be99
 def write_json(path, obj) -> Path:
     "Write `obj` as pretty, key-sorted JSON atomically."
     with atomic_write(path) as f:
@@ -261,6 +269,42 @@ def save_table(df, path) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #006f2d01
+def read_safetensors(path, what: str = 'file') -> dict:
+    "The tensors of safetensors file `path`; a missing, corrupt or cut-short file is named."
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ValueError(f"{what} {path} is corrupt or truncated ({e})") from None
+
+
+def read_torch_file(path, what: str = 'file'):
+    "`torch.load(path)` (tensors only, on the CPU); a missing, corrupt or truncated file is named."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # zip, pickle and EOF errors alike
+        raise ValueError(f"{what} {path} is corrupt or truncated ({type(e).__name__}: {e})") from None
+
+
+def read_json(path, what: str = 'file'):
+    "The JSON document in `path`; a missing, corrupt or truncated file is named."
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{what} {path} is corrupt or truncated (not valid JSON: {e})") from None
 
 # %% ../nbs/00_core.ipynb #4845e177
 def _canonical(obj):
@@ -299,7 +343,8 @@ def _canonical(obj):
             'sha256': hashlib.sha256(arr).hexdigest(),
         }  # the buffer itself: no copy of a large image set
     raise TypeError(
-        f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors and modules"
+        f"config_hash cannot hash a {type(obj).__name__}: use dataclasses, dicts, lists, scalars, tensors "
+        "and modules"
     )
 
 
@@ -377,7 +422,7 @@ class ArtifactCache:
 
 # %% ../nbs/00_core.ipynb #923cb96b
 def cached_frame(cache: ArtifactCache, kind: str, key, build: Callable[[], Any], verbose: bool = False):
-    "The DataFrame `build()` returns, computed once per `key` (configs, tensors, modules) and then read from `cache`."
+    "The DataFrame `build()` returns, built once per `key` (configs, tensors, modules), then from `cache`."
     import pandas as pd
 
     def make(folder):
@@ -426,7 +471,7 @@ def _files_stamp(folder: Path) -> tuple:
 
 
 def verify_manifest(folder: str | os.PathLike) -> dict:
-    "The manifest of release `folder`, after checking each file it lists against its sha256; raise naming the file."
+    "The manifest of release `folder`, each file it lists checked against its sha256; raise naming the file."
     folder = Path(folder).resolve()
     path = folder / MANIFEST
     if not path.is_file():
@@ -476,7 +521,7 @@ def world_release_name(preset: str | Preset) -> str:
 
 
 def world_release(preset: str | Preset, folder: str | os.PathLike | None = None) -> Path | None:
-    "The verified release folder of `preset`'s world VQGM, or None: retrain asked, or no release made for these numbers."
+    "The verified release folder of `preset`'s world VQGM, or None (retrain asked, or no release for it)."
     p = get_preset(preset)
     if p.world_vqgm == 'retrain':
         return None
@@ -494,3 +539,41 @@ def world_release(preset: str | Preset, folder: str | os.PathLike | None = None)
         )
         return None
     return folder
+
+# %% ../nbs/00_core.ipynb #de97cec2
+EXTRAS: dict[str, tuple[str, str]] = {  # import name → (pip package, the cortex_nb extra that installs it)
+    'taming': ('taming-transformers-rom1504', 'paper'),
+    'omegaconf': ('omegaconf', 'paper'),
+    'yaml': ('pyyaml', 'paper'),  # omegaconf's
+    'einops': ('einops', 'paper'),
+    'torchvision': ('torchvision', 'paper'),
+    'timm': ('timm', 'paper'),
+    'min_dalle': ('min-dalle', 'dalle'),
+    'emoji': ('emoji', 'dalle'),
+    'papermill': ('papermill', 'notebooks'),
+    'nbformat': ('nbformat', 'notebooks'),
+    'ipykernel': ('ipykernel', 'notebooks'),
+    'ipywidgets': ('ipywidgets', 'notebooks'),
+    'seaborn': ('seaborn', 'notebooks'),
+    'diffusers': ('diffusers', 'hf'),
+    'transformers': ('transformers', 'hf'),
+    'tokenizers': ('tokenizers', 'hf'),
+}
+
+
+def require(module: str, extra: str | None = None, purpose: str | None = None):
+    "`module`, imported; if it (or a package it needs) is missing, an ImportError names the extra to install."
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        missing = (e.name or module).partition('.')[0]  # the module itself, or a package it imports
+        package, missing_extra = EXTRAS.get(missing, (missing, None))
+        extra = extra or missing_extra or EXTRAS.get(module.partition('.')[0], ('', None))[1]
+        fix = f"pip install 'cortex_nb[{extra}]'" if extra else f"pip install {package}"
+        state = (
+            'is not installed' if isinstance(e, ModuleNotFoundError) else 'does not import'
+        )  # a version clash
+        raise ImportError(
+            f"{purpose or module} needs the package {package}, which {state} ({e}); install it with: {fix}",
+            name=module,
+        ) from e

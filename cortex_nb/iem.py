@@ -32,10 +32,12 @@ def check_iem_input(E, in_channels: int, grid_size: int) -> torch.Tensor:
         raise ValueError(
             f"IEM input must have shape (B, {in_channels}, {grid_size}, {grid_size}), got {tuple(E.shape)}"
         )
-    # one sum is 20× cheaper than a finiteness mask on every forward, and NaN/inf propagate into it (the count only on failure)
+    # one sum is 20× cheaper than a finiteness mask on every forward, and NaN/inf propagate into it
+    # (the count only on failure)
     if E.device.type != 'meta' and not torch.isfinite(E.sum()) and not torch.isfinite(E).all():
         raise ValueError(
-            f"IEM input has {int((~torch.isfinite(E)).sum())} NaN/inf values (check the embeddings or the noise)"
+            f"IEM input has {int((~torch.isfinite(E)).sum())} NaN/inf values (check the embeddings or "
+            "the noise)"
         )
     return E
 
@@ -58,12 +60,12 @@ class CEConfig:
     arch: str = 'ce'
 
     @classmethod
-    def for_preset(cls, preset, n_classes: int) -> "CEConfig":
+    def for_preset(cls, preset, n_concepts: int) -> "CEConfig":
         "The paper's CE on `paper`; a narrower one for small presets."
         p = _preset(preset)
         if p.name == 'paper':
-            return cls(p.embed_dim, p.grid_size, n_classes)
-        return cls(p.embed_dim, p.grid_size, n_classes, width=64, convs_per_block=2, fc_dim=256)
+            return cls(p.embed_dim, p.grid_size, n_concepts)
+        return cls(p.embed_dim, p.grid_size, n_concepts, width=64, convs_per_block=2, fc_dim=256)
 
 
 @dataclass(frozen=True)
@@ -82,13 +84,13 @@ class REConfig:
     arch: str = 're'
 
     @classmethod
-    def for_preset(cls, preset, n_classes: int) -> "REConfig":
+    def for_preset(cls, preset, n_concepts: int) -> "REConfig":
         "The paper's RE on `paper`; a narrower, shallower one for small presets."
         p = _preset(preset)
         if p.name == 'paper':
-            return cls(p.embed_dim, p.grid_size, n_classes)
+            return cls(p.embed_dim, p.grid_size, n_concepts)
         return cls(
-            p.embed_dim, p.grid_size, n_classes, width=64, blocks_per_layer=1, se_reduction=8, fc_dim=256
+            p.embed_dim, p.grid_size, n_concepts, width=64, blocks_per_layer=1, se_reduction=8, fc_dim=256
         )
 
 
@@ -109,15 +111,15 @@ class TEConfig:
     arch: str = 'te'
 
     @classmethod
-    def for_preset(cls, preset, n_classes: int) -> "TEConfig":
+    def for_preset(cls, preset, n_concepts: int) -> "TEConfig":
         "The paper's TE on `paper`; a small one for small presets."
         p = _preset(preset)
         if p.name == 'paper':
-            return cls(p.embed_dim, p.grid_size, n_classes)
+            return cls(p.embed_dim, p.grid_size, n_concepts)
         return cls(
             p.embed_dim,
             p.grid_size,
-            n_classes,
+            n_concepts,
             dim=64,
             depth=3,
             heads=4,
@@ -137,7 +139,7 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 class CE(nn.Module):
-    "CNN-based extractor: 2 × (convs_per_block × conv-BN-ReLU, max-pool) → FC-BN-ReLU-dropout → FC-BN-ReLU → FC."
+    "CNN extractor: 2 × (convs_per_block × conv-BN-ReLU, max-pool) → FC-BN-ReLU-dropout → FC-BN-ReLU → FC."
 
     def __init__(self, config: CEConfig):
         super().__init__()
@@ -208,7 +210,7 @@ class SEResidualBlock(nn.Module):
 
 
 class RE(nn.Module):
-    "ResNet-based extractor: n_layers × blocks_per_layer SE residual blocks (first of each stride 2) → GAP → FC-BN-ReLU-dropout → FC."
+    "ResNet extractor: n_layers × blocks_per_layer SE blocks (1st stride 2) → GAP → FC-BN-ReLU-dropout → FC."
 
     def __init__(self, config: REConfig):
         super().__init__()
@@ -236,7 +238,7 @@ class RE(nn.Module):
 
 # %% ../nbs/09_iem.ipynb #f770035f
 class TokenBatchNorm(nn.Module):
-    "BatchNorm1d over the channel axis of a (B, L, D) sequence (a wrapper, so SyncBatchNorm conversion keeps the transpose)."
+    "BatchNorm1d over the channels of a (B, L, D) sequence (a wrapper: SyncBatchNorm keeps the transpose)."
 
     def __init__(self, dim: int):
         super().__init__()
@@ -270,7 +272,7 @@ class DualNormEncoderLayer(nn.Module):
 
 
 class TE(nn.Module):
-    "Transformer-based extractor: patch projection, class token, positions, `depth` dual-norm layers, LN + MLP head."
+    "Transformer extractor: patch projection, class token, positions, `depth` dual-norm layers, LN+MLP head."
 
     def __init__(self, config: TEConfig):
         super().__init__()
@@ -312,14 +314,14 @@ class TE(nn.Module):
 IEM_CLASSES = {'ce': CE, 're': RE, 'te': TE}
 
 
-def iem_config(arch: str, preset, n_classes: int, **changes):
-    "The config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_classes` concepts, with optional field `changes`."
+def iem_config(arch: str, preset, n_concepts: int, **changes):
+    "Config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_concepts` concepts, optional field `changes`."
     if arch not in IEM_CONFIGS:
         raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 2:
-        raise ValueError(f"an IEM needs an integer n_classes ≥ 2 (concepts), got {n_classes!r}")
-    n_classes = int(n_classes)  # a NumPy integer (e.g. from len of an array's unique values) is fine
-    cfg = IEM_CONFIGS[arch].for_preset(preset, n_classes)
+    if isinstance(n_concepts, bool) or not isinstance(n_concepts, (int, np.integer)) or n_concepts < 2:
+        raise ValueError(f"an IEM needs an integer n_concepts ≥ 2, got {n_concepts!r}")
+    n_concepts = int(n_concepts)  # a NumPy integer (e.g. from len of an array's unique values) is fine
+    cfg = IEM_CONFIGS[arch].for_preset(preset, n_concepts)
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
@@ -340,9 +342,9 @@ def iem_from_config(config) -> nn.Module:
     raise TypeError(f"not an IEM config: {config!r}")
 
 
-def build_iem(arch: str, preset, n_classes: int, **changes) -> nn.Module:
-    "A freshly initialized IEM `arch` ('ce', 're', 'te') sized for `preset` with `n_classes` outputs."
-    return iem_from_config(iem_config(arch, preset, n_classes, **changes))
+def build_iem(arch: str, preset, n_concepts: int, **changes) -> nn.Module:
+    "A freshly initialized IEM `arch` ('ce', 're', 'te') sized for `preset` with `n_concepts` outputs."
+    return iem_from_config(iem_config(arch, preset, n_concepts, **changes))
 
 
 def count_parameters(model: nn.Module) -> int:

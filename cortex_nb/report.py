@@ -4,7 +4,7 @@
 
 # %% ../nbs/80_report.ipynb #703a1695
 from __future__ import annotations
-import json, math, os
+import json, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +38,8 @@ PAPER_TABLE1 = pd.DataFrame(
         'top10': [0.8465, 0.8312, 0.8143],
     }
 )
-# Table 2, every evaluator: (evaluator, acc, prob, {method: (ΔAcc, ΔP)}); masked tokens per image do not depend on the evaluator
+# Table 2, every evaluator: (evaluator, acc, prob, {method: (ΔAcc, ΔP)});
+# masked tokens per image do not depend on the evaluator
 _T2 = [
     (
         'resnet18',
@@ -111,7 +112,8 @@ PAPER_TABLE4 = pd.DataFrame(
         'cliffs_delta': [0.311, 0.418, 0.456] * 2 + [0.359, 0.394, 0.264] * 2,
     }
 )
-# Table 5, every evaluator: (evaluator, acc_orig, p_orig, p_targ before, {(iem, method): (ΔP_orig, ΔP_targ)}), as printed
+# Table 5, every evaluator, as printed:
+# (evaluator, acc_orig, p_orig, p_targ before, {(iem, method): (ΔP_orig, ΔP_targ)})
 _T5 = [
     (
         'resnet18',
@@ -200,7 +202,7 @@ def ratio_of_means(a, b, axis: int = -1):
     "mean(a) / mean(b) along `axis` (a bootstrap statistic)."
     return np.mean(a, axis=axis) / np.mean(b, axis=axis)
 
-
+# %% ../nbs/80_report.ipynb #ce81b3a3
 def _check_samples(samples, paired: bool) -> list[np.ndarray]:
     "The samples as 1-D float arrays; a clear error for empty, non-finite or (paired) unequal ones."
     if not samples:
@@ -227,7 +229,7 @@ def bootstrap_ci(
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     confidence: float = CONFIDENCE,
 ) -> tuple[float, float, float]:
-    "(statistic of the samples, low, high): a seeded percentile bootstrap over images, the samples resampled together if `paired`."
+    "(statistic, low, high): seeded percentile bootstrap over images, samples resampled together if `paired`."
     data = _check_samples(samples, paired)
     value = float(statistic(*data, axis=-1))
     if min(s.size for s in data) < 2:
@@ -247,7 +249,7 @@ def bootstrap_ci(
     low, high = res.confidence_interval
     return value, float(low), float(high)
 
-
+# %% ../nbs/80_report.ipynb #96912541
 def binomial_ci(accuracy: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     "(accuracy, low, high): the exact Clopper–Pearson interval of a proportion of `n` images."
     if not (isinstance(n, (int, np.integer)) and n >= 1):
@@ -258,11 +260,11 @@ def binomial_ci(accuracy: float, n: int, confidence: float = CONFIDENCE) -> tupl
     ci = stats.binomtest(k, int(n)).proportion_ci(confidence_level=confidence, method='exact')
     return float(accuracy), float(ci.low), float(ci.high)
 
-
+# %% ../nbs/80_report.ipynb #348b4dc1
 def independent_difference_ci(
     a: tuple, b: tuple, confidence: float = CONFIDENCE
 ) -> tuple[float, float, float]:
-    "(b − a, low, high) of two independent estimates given as (value, low, high): normal approximation, s.e. = half-width / z."
+    "(b − a, low, high) of independent estimates (value, low, high): normal approximation, s.e. = width/2/z."
     z = stats.norm.ppf(0.5 + confidence / 2)
     se = [(high - low) / (2 * z) for _, low, high in (a, b)]
     diff = b[0] - a[0]
@@ -282,7 +284,7 @@ def _check_side(side: str) -> str:
 
 
 def judge(low: float, high: float, line: float, side: str) -> str:
-    "'holds' if [low, high] lies on the claimed `side` of `line`, 'fails' if wholly on the other side, else 'inconclusive'."
+    "'holds' if [low, high] is on the claimed `side` of `line`, 'fails' if wholly not, else 'inconclusive'."
     _check_side(side)
     if not (np.isfinite(low) and np.isfinite(high)):
         return 'inconclusive'
@@ -312,7 +314,7 @@ _VERDICT_RANK = {'fails': 0, 'inconclusive': 1, 'holds': 2}
 
 
 def judge_parts(parts: list[tuple], line: float, side: str) -> tuple[str, tuple]:
-    "(verdict, worst part) of a claim over parts (label, effect, low, high): holds if every part holds, fails if one fails."
+    "(verdict, worst part) over parts (label, effect, low, high): holds if all hold, fails if one fails."
     if not parts:
         raise ValueError("a claim over parts needs at least one part")
     verdicts = [judge(lo, hi, line, side) for _, _, lo, hi in parts]
@@ -325,7 +327,7 @@ def judge_parts(parts: list[tuple], line: float, side: str) -> tuple[str, tuple]
 # %% ../nbs/80_report.ipynb #900c8e04
 @dataclass
 class Claim:
-    "One checked statement of the paper, as reproduced: its effect, a 95 % interval, the line and the verdict."
+    "A checked statement of the paper, as reproduced: its effect, a 95 % interval, the line and the verdict."
 
     table: str
     claim: str
@@ -368,7 +370,7 @@ CLAIM_COLUMNS = [
     'timed',
 ]
 
-
+# %% ../nbs/80_report.ipynb #cf98115d
 def _read(out: Path, name: str) -> pd.DataFrame | None:
     path = Path(out) / name
     return pd.read_csv(path) if path.exists() else None
@@ -378,7 +380,7 @@ def _missing(table: str, what: str) -> Claim:
     "The claim that stands for a table or row the run did not write: it fails."
     return Claim(table, what, '', 'missing', verdict='fails', ci='not written')
 
-
+# %% ../nbs/80_report.ipynb #bc2027e9
 def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, (float, np.floating)) else str(x)
 
@@ -394,9 +396,9 @@ def _ci_pct(low, high) -> str:
 def _ci_txt(low, high, sign: bool = True) -> str:
     return f"[{low:+.3f}, {high:+.3f}]" if sign else f"[{low:.3f}, {high:.3f}]"
 
-
+# %% ../nbs/80_report.ipynb #f8d38f15
 def _accuracy_claim(table: str, claim: str, paper: str, accuracy: float, n, line: float) -> Claim:
-    "An accuracy against a line: the exact binomial interval over its `n` images (the point alone where n is not recorded)."
+    "An accuracy against a line: exact binomial interval over its `n` images (the point alone, n unrecorded)."
     if n is None or not np.isfinite(n):
         return Claim(
             table,
@@ -424,7 +426,7 @@ def _accuracy_claim(table: str, claim: str, paper: str, accuracy: float, n, line
         ci=f'exact binomial, n = {int(n)}',
     )
 
-
+# %% ../nbs/80_report.ipynb #aed3d93b
 def _parts_claim(
     table: str,
     claim: str,
@@ -436,15 +438,18 @@ def _parts_claim(
     name: str,
     extra: str = '',
 ) -> Claim:
-    "A claim over several parts (label, effect, low, high), judged part by part, showing its worst part (named `name` = label)."
+    "A claim over parts (label, effect, low, high), judged part by part, showing the worst (`name` = label)."
     verdict, (label, effect, low, high) = judge_parts(parts, line, side)
     n_hold = sum(judge(lo, hi, line, side) == 'holds' for _, _, lo, hi in parts)
-    ours = f'worst at {name} = {label}: {effect:+.3f} {_ci_txt(low, high)}; holds at {n_hold} of {len(parts)}{extra}'
+    ours = (
+        f'worst at {name} = {label}: {effect:+.3f} {_ci_txt(low, high)}; holds at {n_hold} of '
+        f'{len(parts)}{extra}'
+    )
     return Claim(table, claim, paper, ours, effect, low, high, line, side, verdict=verdict, ci=ci)
 
 # %% ../nbs/80_report.ipynb #247bb1b4
 def _tokenizer_claim(t: pd.DataFrame, col: str, claim: str, line: float, shown: Callable) -> Claim:
-    "A tokenizer metric against a line, with the interval `tokenizer_metrics.csv` gives it (`<col>_ci_low/high`), else the point."
+    "A tokenizer metric against a line, with its `<col>_ci_low/high` from `tokenizer_metrics.csv`, if any."
     row, prefix = t.iloc[0], {'psnr_db': 'psnr'}.get(col, col)  # psnr_ci_low, code_usage_ci_low, …
     value, low, high = float(row[col]), row.get(f'{prefix}_ci_low'), row.get(f'{prefix}_ci_high')
     if low is None or high is None or not np.isfinite([low, high]).all():
@@ -524,7 +529,8 @@ def claims_vqgm(out) -> list[Claim]:
         where = 'GPU' if 'device' in timing and timing['device'].iloc[0] == 'cuda' else 'CPU'
         source = _read(out, 'world_vqgm.csv')
         shipped = source is not None and source.world_vqgm.iloc[0] == 'release'
-        # a run on the shipped release trains nothing: the minutes are the release's, on the machine that trained it
+        # a run on the shipped release trains nothing:
+        # the minutes are the release's, on the machine that trained it
         on = f" on {source.trained_on.iloc[0]}" if shipped and 'trained_on' in source else ''
         claims.append(
             Claim(
@@ -569,7 +575,7 @@ def _z() -> float:
 
 
 def _fig4_parts(summary: pd.DataFrame, per_image: pd.DataFrame | None) -> tuple[list[tuple], str]:
-    "Per n: (n, gap P(random) − P(tis), low, high), paired-bootstrapped over images, else from the summary's paired s.e."
+    "Per n: (n, P(random) − P(tis), low, high), paired bootstrap over images, else the summary's paired s.e."
     if per_image is not None and len(per_image):
         parts = [
             (n, *bootstrap_ci(mean_difference, g.prob_random, g.prob_tis))
@@ -588,7 +594,7 @@ def _fig4_parts(summary: pd.DataFrame, per_image: pd.DataFrame | None) -> tuple[
 
 
 def claims_fig4(out) -> list[Claim]:
-    "Masking the top-TIS tokens lowers the concept's probability more than masking random ones, at every n (Fig. 4)."
+    "Masking top-TIS tokens lowers concept probability more than masking random ones, at every n (Fig. 4)."
     f = _read(out, 'fig4_image_level_masking.csv')
     if f is None:
         return [_missing('fig4', 'image-level masking written')]
@@ -613,8 +619,9 @@ def claims_fig4(out) -> list[Claim]:
         )
     return claims
 
-
-# the paper's evaluator beside each of ours (the world's CNN and ViT), and the paper's own under their torchvision names
+# %% ../nbs/80_report.ipynb #47dfadac
+# the paper's evaluator beside each of ours (the world's CNN and ViT), and the paper's own under their
+# torchvision names
 PAPER_EVALUATOR = {
     'cnn': ('resnet18', 'ResNet18'),
     'vit': ('vit_b16', 'ViT-B/16'),
@@ -646,7 +653,7 @@ def _paired_by_image(
 
 
 def _table2_claims(ev: str, arch: str, row, base, per_image: pd.DataFrame | None) -> list[Claim]:
-    "Masked positions and ΔAcc of `arch` against the frequency baseline under evaluator `ev`, paired over images where recorded."
+    "Masked positions and ΔAcc of `arch` vs the frequency baseline under evaluator `ev`, paired if recorded."
     of = (
         f' (of {row.masked_per_image / row.masked_fraction:.0f})' if row.get('masked_fraction', 0) > 0 else ''
     )
@@ -687,7 +694,7 @@ def _table2_claims(ev: str, arch: str, row, base, per_image: pd.DataFrame | None
 
 
 def claims_table2(out) -> list[Claim]:
-    "T*_concept masks fewer tokens than the frequency baseline and lowers accuracy at least as much (Table 2)."
+    "T*_concept masks fewer tokens than the frequency baseline, lowering accuracy at least as much (Table 2)."
     t = _read(out, 'table2_concept_level_masking.csv')
     if t is None:
         return [_missing('table2', 'concept-level masking written')]
@@ -704,7 +711,7 @@ def claims_table2(out) -> list[Claim]:
             claims += _table2_claims(ev, arch, row.iloc[0], base.iloc[0], per_image)
     return claims or [_missing('table2', 'methods and baseline present')]
 
-
+# %% ../nbs/80_report.ipynb #68e2e80f
 def _gt_values(per_image: pd.DataFrame | None, iem: str) -> pd.DataFrame | None:
     "Per image: SmoothGrad's top-1 hit and the object's share of cells for `iem`, or None where not recorded."
     if per_image is None:
@@ -743,7 +750,7 @@ def claims_ground_truth(out) -> list[Claim]:
         return [_missing('ground_truth', 'localization written')]
     per_image = _read(out, 'gt_per_image.csv')
     claims = []
-    # the part-mask rows are reported in the table, not claimed: whether TIS finds the part is an open question
+    # the part-mask rows are in the table, not claimed: whether TIS finds the part is an open question
     obj = g[g['mask'] == 'object']
     rows = obj[(obj.method == 'smoothgrad') & (obj.iem.isin(['ce', 're']) if 'iem' in obj else True)]
     for _, row in rows.iterrows():
@@ -755,7 +762,8 @@ def claims_ground_truth(out) -> list[Claim]:
         mode += (
             f'; IEM accuracy {row.iem_accuracy:.0%} on these images' if 'iem_accuracy' in row else ''
         )  # trained on samples, not on them
-        # the controls: a map that does not need training (the same IEM untrained, the centre of the grid) may point as well
+        # the controls: a map that does not need training (the same IEM untrained, the centre of the grid)
+        # may point as well
         untrained = (
             obj[(obj.method == 'smoothgrad') & (obj.iem == f"{iem}_untrained")] if iem else obj.iloc[:0]
         )
@@ -779,7 +787,8 @@ def claims_ground_truth(out) -> list[Claim]:
                 'ground_truth',
                 f'{who}SmoothGrad top-1 inside the object mask ≥ 2.5× random',
                 '— (not measurable on ImageNet)',
-                f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f} {_ci_txt(*ratio[1:], sign=False)}'
+                f'{row.pointing:.3f} vs {row.random_expectation:.3f} (×{row.ratio:.2f} '
+                f'{_ci_txt(*ratio[1:], sign=False)}'
                 f'{mode}{controls})',
                 *ratio,
                 2.5,
@@ -797,7 +806,7 @@ def claims_ground_truth(out) -> list[Claim]:
 
 # %% ../nbs/80_report.ipynb #4c4f5bc6
 def _paper_t5(iem: str, ev: str) -> tuple[str, str]:
-    "The paper's Table 5 cells for `iem` under the evaluator that stands for `ev`: (P_targ ratio, ΔP_targ token selection vs embedding)."
+    "The paper's Table 5 cells for `iem`, evaluator as `ev`: (P_targ ratio, ΔP_targ selection − embedding)."
     if ev not in PAPER_EVALUATOR:
         return '', ''
     key, name = PAPER_EVALUATOR[ev]
@@ -812,7 +821,7 @@ def _paper_t5(iem: str, ev: str) -> tuple[str, str]:
 
 
 def _table5_intervals(images: pd.DataFrame | None) -> tuple[tuple, tuple, str] | None:
-    "(P_targ ratio of token selection, ΔP_targ token selection − embedding, how) over the same images, or None."
+    "(token selection's P_targ ratio, ΔP_targ selection − embedding, how) over the same images, or None."
     if images is None or not {'token_selection', 'embedding'} <= set(images.method):
         return None
     rise = images[images.method == 'token_selection'].assign(rise=lambda d: d.p_targ_after - d.p_targ_before)
@@ -835,9 +844,9 @@ def claims_table5(out) -> list[Claim]:
         return [_missing('table5', 'editing table written')]
     per_image = _read(out, 'table5_codebook_editing_per_image.csv')
     where, setting = '', None
-    if (
-        'mask_setting' in t
-    ):  # the issue's main setting: the mask over the part that tells a pair apart (the paper's central box is the second)
+    # the issue's main setting: the mask over the part that tells a pair apart (the paper's central box is
+    # the second)
+    if 'mask_setting' in t:
         setting = 'part' if (t.mask_setting == 'part').any() else t.mask_setting.iloc[0]
         t, where = t[t.mask_setting == setting], f' ({setting} mask)'
     claims = []
@@ -877,7 +886,8 @@ def claims_table5(out) -> list[Claim]:
                 'table5',
                 f'{iem.upper()}/{ev}{where}: ΔP_targ token selection > embedding',
                 paper_delta,
-                f'{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}; difference {delta[0]:+.3f} {_ci_txt(*delta[1:])}',
+                f'{ts.delta_p_targ:+.3f} vs {emb.delta_p_targ:+.3f}; difference {delta[0]:+.3f} '
+                f'{_ci_txt(*delta[1:])}',
                 *delta,
                 0,
                 '>',
@@ -886,7 +896,7 @@ def claims_table5(out) -> list[Claim]:
         )
     return claims or [_missing('table5', 'both methods present')]
 
-
+# %% ../nbs/80_report.ipynb #7043f8bb
 def claims_table3(out) -> list[Claim]:
     "The binary IEMs tell each attribute pair's prompts apart (Table 3)."
     t3 = _read(out, 'table3_bias_iem_accuracy.csv')
@@ -904,14 +914,14 @@ def claims_table3(out) -> list[Claim]:
         for _, row in t3.iterrows()
     ]
 
-
+# %% ../nbs/80_report.ipynb #aa0d4904
 def claims_bias(out) -> list[Claim]:
     "The audit finds the planted bias, and finds none when there is none (Table 4, calibration)."
     return claims_table4(out) + claims_calibration(out)
 
-
+# %% ../nbs/80_report.ipynb #877eb3d7
 def _implied(favoured_set, other_set) -> str:
-    "'; share read by the sets 0.35 / 1.06' from the favoured share each attribute's set implies, or '' where not recorded."
+    "'; share read by the sets 0.35 / 1.06' from the favoured share each set implies, or '' if not recorded."
     if favoured_set is None or other_set is None or not np.isfinite([favoured_set, other_set]).all():
         return ''
     return f'; share read by the sets {favoured_set:.2f} / {other_set:.2f}'
@@ -931,7 +941,7 @@ PAPER_DELTA_RANGE = "δ 0.26–0.46 as printed (paper's half scale) = 0.52–0.9
 
 
 def claims_table4(out) -> list[Claim]:
-    "The favoured attribute's tokens are more frequent under the neutral prompt: standard δ ≥ 0.33 over its whole interval (Table 4)."
+    "Favoured tokens are more frequent under the neutral prompt: standard δ ≥ 0.33, whole interval (Table 4)."
     t4 = _read(out, 'table4_bias_frequency.csv')
     claims = []
     if t4 is None:
@@ -959,7 +969,8 @@ def claims_table4(out) -> list[Claim]:
                     'table4',
                     f'{pair} top-{n}: favoured attribute more frequent, δ ≥ 0.33',
                     paper,
-                    f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f} per image, {_both_scales(fav.cliffs_delta)} '
+                    f'{fav.mean_frequency:.2f} vs {other.mean_frequency:.2f} per image, '
+                    f'{_both_scales(fav.cliffs_delta)} '
                     f'{_ci_txt(fav.ci_low, fav.ci_high)}{sets}',
                     fav.cliffs_delta,
                     fav.ci_low,
@@ -971,7 +982,7 @@ def claims_table4(out) -> list[Claim]:
             )
     return claims
 
-
+# %% ../nbs/80_report.ipynb #8107d2f5
 def _delta_estimate(row) -> tuple[float, float, float]:
     "(δ, low, high) of a calibration row; the point alone where the table has no interval."
     low, high = row.get('ci_low', math.nan), row.get('ci_high', math.nan)
@@ -981,7 +992,7 @@ def _delta_estimate(row) -> tuple[float, float, float]:
 
 
 def _rise_claim(label: str, g: pd.DataFrame) -> Claim:
-    "δ rises with the planted share at every top-n: each successive difference above 0 (normal interval of two estimates)."
+    "δ rises with the planted share at every top-n: each successive difference > 0 (two-estimate interval)."
     parts, shown = [], []
     for n, c in g.groupby('top_n'):
         c = c.sort_values('planted_share')
@@ -1027,8 +1038,9 @@ def claims_calibration(out) -> list[Claim]:
         for (kind, pair), g in cal.groupby(['calibration', 'attribute_pair'], sort=False):
             label = f"{pair} {CALIBRATION_LABELS.get(kind, kind)}".strip()
             for _, row in g[np.isclose(g.planted_share, 0.5)].iterrows():
+                # a fine-tuned VQGM need not sample its plan
                 mix = (
-                    f' (sampled mix: {row.iem_share:.0%} favoured, by the binary IEM)'  # a fine-tuned VQGM need not sample its plan
+                    f' (sampled mix: {row.iem_share:.0%} favoured, by the binary IEM)'
                     if 'iem_share' in row and np.isfinite(row.iem_share)
                     else ''
                 )
@@ -1054,6 +1066,7 @@ def claims_calibration(out) -> list[Claim]:
 
 CALIBRATION_LABELS = {'finetuned_vqgm': 'fine-tuned VQGM', 'prompt_mixture': 'prompt mixture'}
 
+# %% ../nbs/80_report.ipynb #d7a64b93
 CLAIM_CHECKS: list[Callable] = [
     claims_vqgm,
     claims_table1,
@@ -1064,10 +1077,11 @@ CLAIM_CHECKS: list[Callable] = [
     claims_table3,
     claims_bias,
 ]
-# On the paper's VQGAN: the paper's own claims. The decoded-sample and Table 1 thresholds were set for the concept world
-# (the paper's Table 1 is 53 % top-1 on 1000 classes), and the ground truth and calibration need the world's truth.
+# On the paper's VQGAN: the paper's own claims. The decoded-sample and Table 1 thresholds were set for the
+# concept world (the paper's Table 1 is 53 % top-1 on 1000 classes), and the ground truth and calibration
+# need the world's truth.
 VQGAN_CLAIM_CHECKS: list[Callable] = [claims_fig4, claims_table2, claims_table5]
-# Tables 3-4 audit DALL-E mini: checked only in a run that was given one (--min-dalle), not listed as missing otherwise
+# Tables 3-4 audit DALL-E mini: checked only in a run given one (--min-dalle), not listed as missing otherwise
 DALLE_CLAIM_CHECKS: list[Callable] = [claims_table3, claims_table4]
 
 
@@ -1111,7 +1125,7 @@ def _md_table(df: pd.DataFrame, max_rows: int = MD_MAX_ROWS, source: str | None 
         ]  # never cut a table silently
     return '\n'.join(lines)
 
-
+# %% ../nbs/80_report.ipynb #9e929248
 VERDICT_LABELS = {'holds': '✅ holds', 'fails': '❌ fails', 'inconclusive': '❔ inconclusive'}
 MISSING_LABEL = '❌ does not hold: not written'
 
@@ -1149,7 +1163,7 @@ def claims_markdown(claims: pd.DataFrame) -> str:
     )
     return _md_table(shown, 200)
 
-
+# %% ../nbs/80_report.ipynb #f8ed28b1
 def verdict_counts(verdicts: pd.Series) -> str:
     "'3 of 5 claims hold, 1 fails and 1 is inconclusive.'"
     n = {v: int((verdicts == v).sum()) for v in VERDICTS}
@@ -1157,9 +1171,9 @@ def verdict_counts(verdicts: pd.Series) -> str:
     inc = f"{n['inconclusive']} {'is' if n['inconclusive'] == 1 else 'are'} inconclusive"
     return f"{n['holds']} of {len(verdicts)} claims hold, {fail} and {inc}."
 
-
+# %% ../nbs/80_report.ipynb #18926235
 def _both_delta_scales(t: pd.DataFrame, printed: bool) -> pd.DataFrame:
-    "A Table 4 with Cliff's δ on both scales: the paper's as printed (half) and doubled; ours (standard) and halved."
+    "Table 4 with Cliff's δ on both scales: paper's printed (half) and doubled; ours (standard) and halved."
     if 'cliffs_delta' not in t:
         return t
     t = t.copy()
@@ -1176,24 +1190,28 @@ TABLE4_SCALES = (
     "the paper prints half of it (eq. 15, ±0.5). Both tables show both scales."
 )
 
+# %% ../nbs/80_report.ipynb #dad9df51
 OVERVIEW_PANELS = [
     (
         'fig_world_concepts.png',
-        '(a) the concept world: 10 concepts in 5 pairs that differ by one part; bottom row: object and part masks',
+        '(a) the concept world: 10 concepts in 5 pairs that differ by one part; bottom row: object and '
+        'part masks',
     ),
     (
         'explorer_concept.png',
-        '(b) one concept through CORTEX: its T*_concept tokens, TIS maps of its samples, its codebook prototype beside training samples',
+        '(b) one concept through CORTEX: its T*_concept tokens, TIS maps of its samples, its codebook '
+        'prototype beside training samples',
     ),
     (
         'fig4_image_level_masking.png',
-        '(c) Fig. 4: the evaluators\' probability of the true concept as the highest-TIS tokens (solid) or random ones (dashed) are masked',
+        '(c) Fig. 4: the evaluators\' probability of the true concept as the highest-TIS tokens (solid) or '
+        'random ones (dashed) are masked',
     ),
 ]
 
 
 def overview_figure(out, panels=OVERVIEW_PANELS, name: str = 'fig_overview.png') -> Path | None:
-    "Stack the `panels` (file, caption) found in `out` into one captioned figure `out/name`; None if none exist."
+    "Stack the `panels` (file, caption) found in `out` into one captioned figure `out/name`; None if none."
     import matplotlib.pyplot as plt
 
     out = Path(out)
@@ -1217,7 +1235,7 @@ def overview_figure(out, panels=OVERVIEW_PANELS, name: str = 'fig_overview.png')
     plt.close(fig)
     return out / name
 
-
+# %% ../nbs/80_report.ipynb #0c5e8546
 def _vqgm_source_text(source) -> str:
     "'world VQGM: release 1a2b… (trained on …)' or 'world VQGM: retrained' from a row of `world_vqgm.csv`."
     if source.get('world_vqgm') == 'release':
@@ -1227,7 +1245,7 @@ def _vqgm_source_text(source) -> str:
 
 
 def run_summary(out, preset: str = 'tiny') -> str:
-    "One line saying which run this is: seed, device and each notebook's wall time (from the runner's `.state/` and `vqgm_timing.csv`)."
+    "The run in a line: seed, device, each notebook's wall time (runner's `.state/`, `vqgm_timing.csv`)."
     out, parts, states = Path(out), [], {}
     for f in sorted((out / '.state').glob('*.json')):
         try:
@@ -1263,11 +1281,14 @@ def run_summary(out, preset: str = 'tiny') -> str:
         )
     return '_Run: ' + ' · '.join(parts) + '_' if parts else '_Run: no record of the notebooks in this folder_'
 
-
+# %% ../nbs/80_report.ipynb #7fa8c3a7
 def write_report(
-    out, preset: str = 'tiny', note: str | None = None, checks: list[Callable] | None = None
+    out,
+    preset: str = 'tiny',
+    note: str | None = None,  # printed under the run line
+    checks: list[Callable] | None = None,  # the claims to check (default: all)
 ) -> Path:
-    "Write `out/REPORT.md`: paper vs ours for every table, the claims (`checks`, default all), and every figure (the overview first); `note` under the run line."
+    "Write `out/REPORT.md`: paper vs ours for every table, the claims, and every figure (the overview first)."
     out = Path(out)
     claims = collect_claims(out, checks)
     overview = overview_figure(out)
@@ -1285,8 +1306,9 @@ def write_report(
         '',
         '## Claims',
         '',
-        'Each effect with its 95 % interval (`interval` says how it was computed): ✅ the interval lies on the claimed side '
-        'of the line, ❌ wholly on the other side, ❔ it straddles the line.',
+        'Each effect with its 95 % interval (`interval` says how it was computed): '
+        '✅ the interval lies on the claimed side of the line, ❌ wholly on the other side, '
+        '❔ it straddles the line.',
         '',
         claims_markdown(claims),
         '',
@@ -1359,7 +1381,7 @@ def _named_runs(outs: dict | list) -> dict:
         )
     return named
 
-
+# %% ../nbs/80_report.ipynb #a44a896e
 def pooled_interval(effects, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
     "(mean, low, high): the t-interval of the mean of effects across runs (needs two or more finite effects)."
     e = np.asarray(effects, dtype=float)
@@ -1368,9 +1390,9 @@ def pooled_interval(effects, confidence: float = CONFIDENCE) -> tuple[float, flo
     mean, half = e.mean(), stats.t.ppf(0.5 + confidence / 2, len(e) - 1) * e.std(ddof=1) / math.sqrt(len(e))
     return float(mean), float(mean - half), float(mean + half)
 
-
+# %% ../nbs/80_report.ipynb #f23cf238
 def _pool(group: pd.DataFrame) -> pd.Series:
-    "One claim's runs (rows of collect_claims with a `run` column) pooled: effect, interval, verdict, runs it holds in."
+    "One claim's runs (collect_claims rows with `run`) pooled: effect, interval, verdict, runs it holds in."
     first = group.iloc[0]
     effects = group.effect.to_numpy(dtype=float)
     finite = np.isfinite(effects)
@@ -1404,7 +1426,7 @@ def _pool(group: pd.DataFrame) -> pd.Series:
 
 
 def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) -> pd.DataFrame:
-    "Claims of several runs (`{name: out}` or a list of outs) pooled: each run's effect and verdict, the t-interval across runs."
+    "Runs' claims (`{name: out}` or outs) pooled: each run's effect and verdict, the t-interval across runs."
     outs = _named_runs(outs)
     for name, o in outs.items():
         if not Path(o).is_dir():
@@ -1431,9 +1453,9 @@ def replicate_claims(outs: dict | list, checks: list[Callable] | None = None) ->
     ]
     return table[head + [f'{r} verdict' for r in runs]].reset_index()
 
-
+# %% ../nbs/80_report.ipynb #a884016d
 def _replicates_markdown(table: pd.DataFrame, runs: list[str]) -> str:
-    "The pooled claims as REPLICATES.md shows them: each run's effect with its verdict's mark, the pooled interval and verdict."
+    "Pooled claims as in REPLICATES.md: each run's effect and verdict mark, the pooled interval and verdict."
     mark = {v: label.split()[0] for v, label in VERDICT_LABELS.items()}
     shown = table[['table', 'claim', 'paper']].assign(
         line=[_line(s, l) for s, l in zip(table.side, table.line)]
@@ -1450,7 +1472,7 @@ def _replicates_markdown(table: pd.DataFrame, runs: list[str]) -> str:
 
 
 def write_replicates_report(outs: dict | list, path, checks: list[Callable] | None = None) -> Path:
-    "Write `path` (markdown) and its `.csv` beside it: the claims of several runs pooled, and how many hold, fail, are inconclusive."
+    "Write `path` (markdown), `.csv` beside it: runs' claims pooled, how many hold, fail, are inconclusive."
     table = replicate_claims(outs, checks)
     runs = list(_named_runs(outs))
     n = len(runs)
@@ -1463,7 +1485,8 @@ def write_replicates_report(outs: dict | list, path, checks: list[Callable] | No
         '',
         f'Pooled over the runs (t-interval across runs): {pooled}',
         '',
-        f'Run by run: of {len(table)} claims, {every} hold in every run, {len(table) - every - none} in some and {none} in none. '
+        f'Run by run: of {len(table)} claims, {every} hold in every run, '
+        f'{len(table) - every - none} in some and {none} in none. '
         'A claim that holds in some runs only sits inside the spread of equally good trainings.',
         '',
         _replicates_markdown(table, runs),
@@ -1495,24 +1518,27 @@ RESULTS = {
 }
 
 
+def _group_verdict(verdicts: pd.Series) -> str:
+    "One verdict for a result's claims: theirs when they agree, else 'mixed'."
+    kinds = set(verdicts)
+    return VERDICT_LABELS.get(kinds.pop(), '') if len(kinds) == 1 else 'mixed'
+
+
 def claims_summary_table(replicates: pd.DataFrame) -> str:
-    "One markdown row per result of a replicate record: its claims pooled as holding, failing or inconclusive."
+    "One markdown row per result of a replicate record: claim | paper | ours (pooled verdicts) | verdict."
     rows = []
     for table, g in replicates.groupby('table', sort=False):
         if table not in RESULTS:
             continue  # wall-clock claims are reported, not judged over seeds
         name, paper = RESULTS[table]
         counts = g.pooled_verdict.value_counts()
-        n_runs = int(g.n_runs.max())
+        ours = ', '.join(f"{int(counts[v])} {v}" for v in ('holds', 'fails', 'inconclusive') if v in counts)
         rows.append(
             {
-                'result': name,
+                'claim': name,
                 'paper': paper,
-                'claims': len(g),
-                'hold': int(counts.get('holds', 0)),
-                'fail': int(counts.get('fails', 0)),
-                'inconclusive': int(counts.get('inconclusive', 0)),
-                'hold in every seed': f"{int((g.holds_in == g.n_runs).sum())} of {len(g)} ({n_runs} seeds)",
+                'ours': f"{ours} (of {len(g)})",
+                'verdict': _group_verdict(g.pooled_verdict),
             }
         )
     return _md_table(pd.DataFrame(rows), 50)

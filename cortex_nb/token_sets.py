@@ -4,6 +4,8 @@
 
 # %% ../nbs/12_token_sets.ipynb #7a96ae9d
 from __future__ import annotations
+import warnings
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -13,14 +15,14 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 from .core import *
-from .codebook import check_token_ids, embed_tokens
-from .tis import TokenImportance
+from .codebook import check_token_ids
+from .tis import TokenImportance, per_concept_index, cached_explain_split
+from .iem_training import check_iem_codebook
 
 # %% auto #0
 __all__ = ['check_top_n', 'top_positions', 'image_token_sets', 'positions_mask', 'check_top_k', 'token_frequencies',
            'top_k_table', 'concept_token_sets', 'frequency_baseline', 'token_set_lists', 'token_set_mask',
-           'per_concept_index', 'explain_split', 'explainer_config', 'cached_explain_split', 'display_image',
-           'plot_top_tokens', 'plot_recurring_token']
+           'display_image', 'plot_top_tokens', 'plot_recurring_token', 'ConceptExplanation', 'explain_concepts']
 
 # %% ../nbs/12_token_sets.ipynb #4bfd7de9
 def check_top_n(n: int, n_positions: int) -> int:
@@ -72,7 +74,8 @@ def token_frequencies(picks: torch.Tensor, labels, codebook_size: int, n_concept
     check_token_ids(picks, codebook_size)
     if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= n_concepts):
         raise ValueError(
-            f"concept label {int(labels.max()) if int(labels.max()) >= n_concepts else int(labels.min())} out of range [0, {n_concepts})"
+            f"concept label {int(labels.max()) if int(labels.max()) >= n_concepts else int(labels.min())} "
+            f"out of range [0, {n_concepts})"
         )
     flat = picks.reshape(len(picks), -1).long().cpu()
     key = labels.cpu()[:, None] * codebook_size + flat
@@ -82,7 +85,7 @@ def token_frequencies(picks: torch.Tensor, labels, codebook_size: int, n_concept
 
 
 def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = None) -> pd.DataFrame:
-    "The k most frequent token ids per concept (frequency > 0; ties to the lower id) → DataFrame(concept, rank, token_id, frequency)."
+    "Top-k ids per concept (frequency > 0, ties → lower id) → DataFrame(concept, rank, token_id, frequency)."
     counts = torch.as_tensor(counts).cpu()
     if counts.is_floating_point() or counts.ndim != 2:
         raise ValueError(f"counts must be integer (n_concepts, K), got {counts.dtype} {tuple(counts.shape)}")
@@ -98,7 +101,7 @@ def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = N
         freq > 0, as_tuple=True
     )  # sorted descending: the listed ranks of a concept are a prefix
     # vectorised: 1000 concepts × K = 16384 (the paper's full ranking) is millions of rows
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             'concept': pd.Series(names).to_numpy()[concept.numpy()],
             'rank': rank.numpy(),
@@ -106,6 +109,30 @@ def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = N
             'frequency': freq[concept, rank].numpy(),
         }
     )
+    empty = torch.nonzero(counts.sum(1) == 0)[:, 0].numpy()
+    return table if not len(empty) else _with_empty_rows(table, concept.numpy(), empty, names)
+
+
+def _with_empty_rows(table: pd.DataFrame, row_concepts, empty, names) -> pd.DataFrame:
+    "The table plus a row per concept that picked nothing (rank, token_id <NA>, frequency 0), by concept."
+    shown = [names[c] for c in empty]
+    warnings.warn(
+        f"{len(shown)} concept(s) have no images (nothing was picked): {shown[:20]}"
+        f"{' …' if len(shown) > 20 else ''}; kept in the table as empty rows (token_id <NA>, frequency 0)",
+        stacklevel=3,
+    )
+    none = pd.array([pd.NA] * len(empty), dtype='Int64')
+    rows = pd.DataFrame(
+        {
+            'concept': pd.Series(names).to_numpy()[empty],
+            'rank': none,
+            'token_id': none,
+            'frequency': np.zeros(len(empty), np.int64),
+        }
+    )
+    out = pd.concat([table.astype({'rank': 'Int64', 'token_id': 'Int64'}), rows], ignore_index=True)
+    by_concept = np.argsort(np.concatenate([row_concepts, empty]), kind='stable')
+    return out.iloc[by_concept].reset_index(drop=True)
 
 
 def concept_token_sets(
@@ -116,7 +143,7 @@ def concept_token_sets(
     n_concepts: int,
     concepts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    "T*_concept (eq. 5): top-k most frequent token ids among the T*_image picks (B, n) of each concept's images."
+    "T*_concept (eq. 5): the k most frequent ids among the T*_image picks (B, n) of each concept's images."
     return top_k_table(token_frequencies(image_token_ids, labels, codebook_size, n_concepts), k, concepts)
 
 
@@ -128,12 +155,15 @@ def frequency_baseline(
     n_concepts: int,
     concepts: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    "Frequency baseline (§4.2): top-k most frequent token ids over all positions of each concept's images (no IEM)."
+    "Frequency baseline (§4.2): k most frequent ids over all positions of each concept's images (no IEM)."
     return top_k_table(token_frequencies(ids, labels, codebook_size, n_concepts), k, concepts)
 
 
-def token_set_lists(table: pd.DataFrame, concepts: Sequence) -> list[torch.Tensor]:
-    "Per concept (in the order of `concepts`), the token ids of a token-set table as an int64 tensor."
+def token_set_lists(table: pd.DataFrame, concepts: Sequence, k: int | None = None) -> list[torch.Tensor]:
+    "Per concept (in `concepts` order), the token ids of rank < `k` (None: all); an empty concept gets none."
+    table = table.dropna(subset=['token_id'])  # a concept without images: its row holds no token
+    if k is not None:
+        table = table[table['rank'] < k]
     known = set(table['concept'])
     return [
         torch.tensor(table.loc[table['concept'] == c, 'token_id'].to_numpy(np.int64))
@@ -155,85 +185,6 @@ def token_set_mask(ids: torch.Tensor, labels, sets: Sequence[torch.Tensor]) -> t
         sel = labels == c
         out[sel] = torch.isin(ids[sel], sets[c].cpu())
     return out
-
-# %% ../nbs/12_token_sets.ipynb #093816c9
-def per_concept_index(labels, n: int | None, n_concepts: int | None = None) -> np.ndarray:
-    "Indices of the first `n` items of each concept 0, 1, … in `labels`, concept after concept (all indices when n is None)."
-    labels = np.asarray(labels)
-    if n is None:
-        return np.arange(len(labels))
-    n_concepts = int(labels.max()) + 1 if n_concepts is None else n_concepts
-    return np.concatenate([np.nonzero(labels == c)[0][:n] for c in range(n_concepts)]).astype(np.int64)
-
-
-def explain_split(
-    explainer: TokenImportance,
-    store,
-    codebook: torch.Tensor,
-    split: str = 'train',
-    index=None,
-    batch_size: int = 64,
-    progress: bool = True,
-) -> dict:
-    "TIS maps (N, m, m) of a store split w.r.t. each image's own label, with its ids (N, m, m) and labels (N,)."
-    from tqdm.auto import tqdm
-
-    idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
-    all_ids = torch.from_numpy(store.ids(split, idx).astype(np.int64))
-    labels = torch.from_numpy(store.labels(split)[idx].astype(np.int64))
-    dev = model_device(explainer.model)
-    cb = codebook.detach().to(dev, torch.float32)
-    out = []
-    for s in tqdm(range(0, len(idx), batch_size), desc=f'TIS {split}', disable=not progress, leave=False):
-        E = embed_tokens(all_ids[s : s + batch_size].to(dev), cb)
-        out.append(explainer.attribute(E, labels[s : s + batch_size].to(dev), index_offset=int(s)).cpu())
-    tis = torch.cat(out) if out else torch.zeros(0, store.grid_size, store.grid_size)
-    return {'tis': tis, 'ids': all_ids, 'labels': labels, 'index': torch.from_numpy(idx)}
-
-# %% ../nbs/12_token_sets.ipynb #5a732a81
-def explainer_config(explainer: TokenImportance) -> dict:
-    "The settings that determine an explainer's TIS maps."
-    return dict(
-        n_samples=explainer.n_samples,
-        alpha=explainer.alpha,
-        target=explainer.target,
-        reduce=explainer.reduce,
-        seed=explainer.seed,
-        autocast=str(explainer.autocast_dtype),
-    )
-
-
-def cached_explain_split(
-    explainer: TokenImportance,
-    store,
-    codebook: torch.Tensor,
-    split: str,
-    index=None,
-    cache: ArtifactCache | str | None = None,
-    model_key=None,
-    batch_size: int = 64,
-    progress: bool = True,
-) -> dict:
-    "`explain_split`, cached in `cache` under (model_key, store content, explainer settings, split, images)."
-    from safetensors.torch import save_file, load_file
-
-    cache = cache if isinstance(cache, ArtifactCache) else ArtifactCache(cache)
-    idx = np.arange(store.count(split)) if index is None else np.asarray(index, dtype=np.int64)
-    # without a key the weights themselves (hashed): the architecture alone would hand a retrained IEM the old maps
-    key = {
-        'model': model_key or explainer.model,
-        'store': store.content_hash,
-        'explainer': explainer_config(explainer),
-        'split': split,
-        'index': config_hash(idx.tolist()),
-    }
-
-    def build(folder):
-        res = explain_split(explainer, store, codebook, split, idx, batch_size, progress)
-        save_file({k: v.contiguous() for k, v in res.items()}, str(folder / 'tis.safetensors'))
-
-    folder = cache.get_or_build('tis', key, build, verbose=progress)
-    return load_file(str(folder / 'tis.safetensors'))
 
 # %% ../nbs/12_token_sets.ipynb #cc276ff1
 def _box(ax, pos: int, grid_size: int, image_size: int, color='red', lw=2.0):
@@ -306,3 +257,103 @@ def plot_recurring_token(
     )
     fig.tight_layout()
     return fig
+
+# %% ../nbs/12_token_sets.ipynb #c0e74be1
+@dataclass(frozen=True)
+class ConceptExplanation:
+    "T*_concept of every concept of a store (eq. 5), with the K, m, n and k it was made with."
+
+    table: pd.DataFrame  # concept, rank, token_id, frequency: ≤ k rows per concept (one empty row: no images)
+    concepts: tuple  # concept names, in label order
+    codebook_size: int  # K
+    grid_size: int  # m
+    n: int  # positions per image (T*_image)
+    k: int  # token ids per concept (T*_concept)
+    n_images: tuple  # images explained per concept
+
+    def sets(self, k: int | None = None) -> list[torch.Tensor]:
+        "The token ids of each concept (label order), its top `k` of them when given."
+        if k is not None:
+            check_top_k(k, self.k)
+        return token_set_lists(self.table, self.concepts, k)
+
+    def token_set(self, concept) -> torch.Tensor:
+        "The token ids of one concept, by name or label."
+        if concept in self.concepts:
+            concept = self.concepts.index(concept)
+        if not isinstance(concept, (int, np.integer)) or not 0 <= concept < len(self.concepts):
+            raise KeyError(f"no concept {concept!r}; the concepts are {list(self.concepts)}")
+        return self.sets()[int(concept)]
+
+    def mask(self, ids, labels, k: int | None = None) -> torch.Tensor:
+        "Boolean (B, m, m): where each grid holds a token of its own concept's set."
+        ids = check_token_ids(torch.as_tensor(ids), self.codebook_size)
+        if tuple(ids.shape[1:]) != (self.grid_size, self.grid_size):
+            raise ValueError(
+                f"grids of shape {tuple(ids.shape[1:])}, the explanation's are m={self.grid_size}"
+            )
+        return token_set_mask(ids, labels, self.sets(k))
+
+    def plot(self, max_concepts: int = 12, cols: int = 4):
+        "One bar chart per concept: how often each of its k tokens was among its images' top-n."
+        names = self.concepts[:max_concepts]
+        rows = -(-len(names) // cols)
+        fig, axs = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.9 * rows), squeeze=False)
+        for ax, (c, name) in zip(axs.flat, enumerate(names)):
+            sub = self.table[self.table['concept'] == name].dropna(subset=['token_id'])  # empty: no bars
+            share = sub['frequency'] / max(self.n_images[c], 1)
+            ax.bar(range(len(sub)), share, color='tab:blue')
+            ax.set_xticks(range(len(sub)), sub['token_id'].astype(str), rotation=90, fontsize=6)
+            ax.set_title(f'{name} ({self.n_images[c]} images)', fontsize=8)
+            ax.tick_params(axis='y', labelsize=6)
+        for ax in list(axs.flat)[len(names) :]:
+            ax.axis('off')
+        fig.supylabel('picks per image', fontsize=8)
+        fig.suptitle(
+            f'T*_concept: top-{self.k} token ids from each image\'s top-{self.n} positions', fontsize=9
+        )
+        fig.tight_layout()
+        return fig
+
+    def __repr__(self):
+        return (
+            f"ConceptExplanation({len(self.concepts)} concepts, K={self.codebook_size}, m={self.grid_size}, "
+            f"n={self.n}, k={self.k}, {sum(self.n_images)} images)"
+        )
+
+# %% ../nbs/12_token_sets.ipynb #e3c870d7
+def explain_concepts(
+    iem,
+    store,
+    codebook: torch.Tensor,
+    n: int,
+    k: int,
+    split: str = 'train',
+    n_per_concept: int | None = None,
+    explainer: TokenImportance | None = None,
+    cache: ArtifactCache | str | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> ConceptExplanation:
+    "T*_concept per concept of `store`: TIS of `split` (cached), top-`n` positions per image, top-`k` ids."
+    K, m, concepts = store.codebook_size, store.grid_size, tuple(store.conditions)
+    if len(codebook) != K:  # before any TIS: the ids of the store index this codebook
+        raise ValueError(f"the codebook has {len(codebook)} entries, the store's ids are of K={K}")
+    for model in {
+        id(iem): iem,
+        id(getattr(explainer, 'model', iem)): getattr(explainer, 'model', iem),
+    }.values():
+        check_iem_codebook(
+            model, codebook, 'explain_concepts was given'
+        )  # the IEM's own, where it records one
+    n, k = check_top_n(n, m * m), check_top_k(k, K)
+    labels = store.labels(split)  # names the split's absence before any work
+    idx = per_concept_index(labels, n_per_concept, len(concepts))
+    explainer = explainer or TokenImportance(iem)
+    res = cached_explain_split(
+        explainer, store, codebook, split, idx, cache, batch_size=batch_size, progress=progress
+    )
+    _, picks = image_token_sets(res['tis'], res['ids'], n)
+    table = concept_token_sets(picks, res['labels'], k, K, len(concepts), concepts)
+    n_images = np.bincount(res['labels'].numpy(), minlength=len(concepts))
+    return ConceptExplanation(table, concepts, K, m, n, k, tuple(int(x) for x in n_images))

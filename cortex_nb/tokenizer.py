@@ -5,22 +5,18 @@
 # %% ../nbs/04_tokenizer.ipynb #e74d0824
 from __future__ import annotations
 import contextlib, dataclasses, io, json, math, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import save_file, load_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from taming.modules.diffusionmodules.model import Encoder, Decoder
-from taming.modules.vqvae.quantize import VectorQuantizer2
-
 from .core import *
-from .codebook import check_images, check_token_ids, check_embedding, embed_tokens
+from .codebook import check_images, check_embedding, embed_tokens
 
 # %% auto #0
 __all__ = ['TokenizerConfig', 'VQTokenizer', 'code_usage_stats', 'restart_dead_codes', 'render_images', 'heldout_images',
@@ -62,7 +58,8 @@ class TokenizerConfig:
             raise ValueError(f"image_size/grid_size = {f} must be a power of two")
         if len(self.ch_mult) != int(math.log2(f)) + 1:
             raise ValueError(
-                f"ch_mult {self.ch_mult} must have log2({f})+1 = {int(math.log2(f)) + 1} levels for a {self.image_size}→{self.grid_size} tokenizer"
+                f"ch_mult {self.ch_mult} must have log2({f})+1 = {int(math.log2(f)) + 1} levels for a "
+                f"{self.image_size}→{self.grid_size} tokenizer"
             )
         if self.ch % 32:
             raise ValueError(f"ch={self.ch} must be a multiple of 32 (taming's GroupNorm uses 32 groups)")
@@ -73,7 +70,7 @@ class TokenizerConfig:
 
     @classmethod
     def for_preset(cls, preset: str | Preset, **changes) -> "TokenizerConfig":
-        "The tokenizer config of `preset` (grid, K, d and world seed from the preset), with optional `changes`."
+        "Tokenizer config of `preset` (grid, K, d and world seed from the preset), with optional `changes`."
         p = get_preset(preset)
         levels = int(math.log2(p.image_size // p.grid_size)) + 1
         if p.name == 'paper':
@@ -125,11 +122,14 @@ class VQTokenizer(nn.Module):
             z_channels=cfg.z_channels,
             double_z=False,
         )
+        purpose = "the world VQGM's tokenizer (taming's Encoder, Decoder and VectorQuantizer2)"
+        blocks = require('taming.modules.diffusionmodules.model', 'paper', purpose)
+        vq = require('taming.modules.vqvae.quantize', 'paper', purpose)
         with contextlib.redirect_stdout(io.StringIO()):  # taming's Decoder prints its z shape
-            self.encoder, self.decoder = Encoder(**kw), Decoder(**kw)
+            self.encoder, self.decoder = blocks.Encoder(**kw), blocks.Decoder(**kw)
         self.quant_conv = nn.Conv2d(cfg.z_channels, cfg.embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(cfg.embed_dim, cfg.z_channels, 1)
-        self.quantize = VectorQuantizer2(
+        self.quantize = vq.VectorQuantizer2(
             cfg.codebook_size, cfg.embed_dim, beta=cfg.beta, legacy=False, sane_index_shape=True
         )
 
@@ -169,7 +169,7 @@ class VQTokenizer(nn.Module):
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        "Images (B,3,H,W) in [0,1] → token ids (B,m,m), int64, on the images' device (computed in chunks on the model's)."
+        "Images (B,3,H,W) in [0,1] → int64 ids (B,m,m) on their device (computed in chunks on the model's)."
         check_images(images, self.cfg.image_size)
         dev = self.codebook.device
         out = [
@@ -186,7 +186,7 @@ class VQTokenizer(nn.Module):
 
     @torch.no_grad()  # for pictures: keeping the decoder's graph would hold every chunk's activations
     def decode(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], on the input's device (computed in chunks on the model's)."
+        "E (B,d,m,m) or ids (B,m,m) → images (B,3,H,W) in [0,1], input's device (in chunks on the model's)."
         out_dev = getattr(x, 'device', torch.device('cpu'))  # ids may come as a NumPy array
         if x.ndim == 3:
             x = self.embed(x)
@@ -215,13 +215,13 @@ def code_usage_stats(ids: torch.Tensor, codebook_size: int) -> dict:
 # %% ../nbs/04_tokenizer.ipynb #8a368937
 @torch.no_grad()
 def restart_dead_codes(
-    quantizer: VectorQuantizer2,
+    quantizer: nn.Module,  # taming's VectorQuantizer2
     usage: torch.Tensor,
     z: torch.Tensor,
     generator: torch.Generator | None = None,
     noise: float = 0.01,
 ) -> int:
-    "Move every code with `usage == 0` onto a random encoder output from `z` (B,d,m,m); return how many moved."
+    "Move each code with `usage == 0` onto a random encoder output of `z` (B,d,m,m); return how many moved."
     dead = (usage == 0).nonzero().squeeze(1)
     if len(dead) == 0:
         return 0
@@ -360,10 +360,10 @@ def load_tokenizer(folder, device=None) -> VQTokenizer:
     for f in ('tokenizer_config.json', 'tokenizer.safetensors'):
         if not (folder / f).exists():
             raise FileNotFoundError(f"no tokenizer in {folder}: {f} is missing")
-    d = json.loads((folder / 'tokenizer_config.json').read_text())
+    d = read_json(folder / 'tokenizer_config.json', 'tokenizer config file')
     cfg = TokenizerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
     tok = VQTokenizer(cfg)
-    tok.load_state_dict(load_file(str(folder / 'tokenizer.safetensors')))
+    tok.load_state_dict(read_safetensors(folder / 'tokenizer.safetensors', 'tokenizer weights file'))
     return tok.to(get_device(device)).eval()
 
 # %% ../nbs/04_tokenizer.ipynb #018c5209
@@ -408,7 +408,7 @@ def tokenizer_artifacts(
     cache: ArtifactCache | str | None = None,
     cfg: TokenizerConfig | None = None,
 ) -> dict:
-    "Training history and held-out metrics of `preset`'s tokenizer: the release's, else the cached one (built if missing)."
+    "History and held-out metrics of `preset`'s tokenizer: the release's, else cached (built if missing)."
     preset = get_preset(preset)
     release = world_release(preset) if cfg is None else None
     if release is not None:

@@ -16,13 +16,12 @@ from cortex_nb.core import (
     machine_description,
     release_id,
     releases_dir,
-    verify_manifest,
     world_release,
     world_release_name,
     write_json,
     write_manifest,
 )
-from .tokenizer import TokenizerConfig, get_tokenizer, tokenizer_artifacts, world_for_preset
+from .tokenizer import TokenizerConfig, get_tokenizer, world_for_preset
 from .predictor import PredictorConfig, SamplingConfig, build_world_vqgm, _predictor_key
 from .evaluators import WORLD_ARCHS, get_evaluators, world_evaluator_key
 
@@ -113,7 +112,7 @@ def train_world_vqgm(
 
 # %% ../nbs/07a_world_release.ipynb #c495d30d
 def world_vqgm_source(preset: str | Preset = 'tiny') -> dict:
-    "Which world VQGM a run of `preset` explains: {'world_vqgm': 'release', 'release_id', 'trained_on'} or 'retrained'."
+    "The world VQGM of a `preset` run: {'world_vqgm': 'release', 'release_id', 'trained_on'} or 'retrained'."
     folder = world_release(preset)
     if folder is None:
         return {'world_vqgm': 'retrained'}

@@ -72,7 +72,7 @@ def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('iem_ddp')
     # STEPS global batches per epoch exactly, so both runs see the same batches
     vqgm, _ = make_random_store(
-        root / 'store', n_classes=4, n_per_class=(GLOBAL_BATCH * STEPS // 4, 8, 8), logit_scale=3.0
+        root / 'store', n_concepts=4, n_per_concept=(GLOBAL_BATCH * STEPS // 4, 8, 8), logit_scale=3.0
     )
     save_file({'codebook': vqgm.codebook.contiguous()}, str(root / 'codebook.safetensors'))
     return root

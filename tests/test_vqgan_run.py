@@ -18,6 +18,8 @@ from cortex_nb.evaluators import torchvision_checkpoint_path
 from cortex_nb.synthetic import vqgm_fingerprint
 from cortex_nb.taming import write_tiny_taming_checkpoint, load_taming_vqgan
 
+SAMPLING = {'top_k': 600, 'top_p': 0.92}  # taming's README sampler (-k 600 -p 0.92), not its default
+
 # about 4.5 min on 2 cores (ResNet-18 on 224 px for the masking curves dominates)
 pytestmark = pytest.mark.skipif(
     os.environ.get('CORTEX_NB_QUICK_TESTS') == '1', reason='CORTEX_NB_QUICK_TESTS=1'
@@ -45,6 +47,7 @@ def vqgan_run(tmp_path_factory):
                 'vqgan_config': str(cfg),
                 'vqgan_ckpt': str(ckpt),
                 'evaluator_names': ['resnet18'],
+                'vqgan_sampling': SAMPLING,  # every VQGAN notebook takes it, so all find the one store
                 'preset_changes': {'n_train': 30, 'n_val': 8, 'n_test': 2},
                 'random_seeds': 1,
                 'n_edit_per_concept': 2,
@@ -52,7 +55,7 @@ def vqgan_run(tmp_path_factory):
         )
     finally:
         mp.undo()
-    return root, runs, load_taming_vqgan(cfg, ckpt)
+    return root, runs, load_taming_vqgan(cfg, ckpt).set_sampling(**SAMPLING)
 
 
 def test_only_the_vqgan_notebooks_run(vqgan_run):
@@ -70,6 +73,7 @@ def test_the_store_is_sampled_from_the_given_vqgan(vqgan_run):
         json.loads(p.read_text()) for p in (root / 'cache' / 'synthetic').glob('*/store/manifest.json')
     ]
     assert [m['provenance']['vqgm'] for m in manifests] == [vqgm_fingerprint(vq)]
+    assert [m['provenance']['vqgm_sampling'] for m in manifests] == [{'temperature': 1.0, **SAMPLING}]
     store = pd.read_csv(root / 'out' / 'vqgm_store.csv').iloc[0]
     assert (store.classes, store.grids, store.grid_size, store.codebook_size) == (10, 10 * 40, 8, 64)
     samples = pd.read_csv(
@@ -115,6 +119,8 @@ def test_the_bias_audit_runs_on_dalle_mini(tmp_path):
         progress=False,
         extra_parameters={
             'min_dalle_dir': str(tmp_path / 'md'),
+            'min_dalle_mega': False,
+            'dalle_sampling': {'supercondition_factor': 10},  # DALL-E mini's own notebook's scale
             'n_example_images': 2,
             'audit_changes': {
                 'n_train': 32,
@@ -138,3 +144,9 @@ def test_the_bias_audit_runs_on_dalle_mini(tmp_path):
         and (t4.n_images == 8).all()
     )
     assert (out / 'fig1_bias_examples_gender.png').exists() and not (out / 'bias_calibration.csv').exists()
+    stores = [
+        json.loads(p.read_text()) for p in (tmp_path / 'cache' / 'bias_store').glob('*/store/manifest.json')
+    ]
+    assert len(stores) == 2 and all(
+        m['provenance']['vqgm_sampling']['supercondition_factor'] == 10.0 for m in stores
+    ), stores
