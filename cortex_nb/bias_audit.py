@@ -723,7 +723,7 @@ class CalibrationConfig:
             base.update(n_images=20_000, steps=3000, batch_size=64, lr=3e-4, replay_per_condition=1000)
         return cls(**{**base, **changes})
 
-
+# %% ../nbs/18_bias_audit.ipynb #0ec375bf
 def finetune_neutral(
     vqgm,
     world,
@@ -794,7 +794,7 @@ def finetune_neutral(
     folder = _cache(cache).get_or_build('bias_finetune', key, build, verbose=progress)
     return vqgm.with_gpt(load_gpt(folder, device=model_device(vqgm.gpt)))
 
-
+# %% ../nbs/18_bias_audit.ipynb #6329f118
 @torch.no_grad()
 def reads_favoured(iem: nn.Module, ids: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     "Per grid, whether the binary IEM assigns it to label 0 (the favoured attribute) → bool (N,) on the CPU."
@@ -819,7 +819,7 @@ def _neutral_world_grids(world, vqgm, neutral_prompt: str, n: int, seed: int) ->
         world, vqgm, np.full(n, condition_ids([neutral_prompt], world.conditions)[0]), seed, 2048
     )
 
-
+# %% ../nbs/18_bias_audit.ipynb #41e84ff2
 def bias_calibration(
     result: BiasAuditResult,
     vqgm_for_share: Callable[[float], VQGM],
@@ -941,7 +941,7 @@ def mixture_calibration(
             rows += _calibration_rows(result, ids, {name: (fav, oth)}, cb, 'prompt_mixture', s)
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/18_bias_audit.ipynb #0e4d1e3f
 def _calibration_panels(cal: pd.DataFrame, measure: str, calibration: str | None, top_n: int | None, ax):
     "The rows to plot (one measure, one calibration, optionally one top-n), the pairs, and one axis per pair."
     if 'measure' in cal:

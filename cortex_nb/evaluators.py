@@ -566,7 +566,7 @@ def evaluator_report(
     seed: int = 12345,
     per_concept: bool = False,
 ) -> pd.DataFrame:
-    "Each evaluator's accuracy on `n_per_concept` new world images per concept (evaluator, accuracy, prob, n)."
+    "Each evaluator's accuracy on `n_per_concept` new images per concept → (evaluator, accuracy, prob, n)."
     if not 0 <= seed < TRAIN_SEED_BASE:
         raise ValueError(
             f"seed must be in [0, {TRAIN_SEED_BASE}) (training renders use the seeds above), got {seed}"

@@ -315,7 +315,7 @@ IEM_CLASSES = {'ce': CE, 're': RE, 'te': TE}
 
 
 def iem_config(arch: str, preset, n_concepts: int, **changes):
-    "Config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_concepts` concepts, optional field `changes`."
+    "Config of IEM `arch` ('ce', 're', 'te') for `preset` and `n_concepts`, with optional field `changes`."
     if arch not in IEM_CONFIGS:
         raise ValueError(f"Unknown IEM architecture {arch!r}; known: {sorted(IEM_CONFIGS)}")
     if isinstance(n_concepts, bool) or not isinstance(n_concepts, (int, np.integer)) or n_concepts < 2:

@@ -65,7 +65,7 @@ def true_class_prob(evaluator, images: torch.Tensor, labels: torch.Tensor) -> to
         raise ValueError(f"label {bad} is not a class of the evaluator, which scores {p.shape[1]} classes")
     return p.gather(1, labels.view(-1, 1).to(p.device))[:, 0].cpu()
 
-
+# %% ../nbs/13_masking_eval.ipynb #801d1a5a
 def image_level_masking(
     tis: torch.Tensor,
     images: torch.Tensor,
@@ -135,7 +135,7 @@ def image_level_masking(
     images_table = pd.concat(rows, ignore_index=True)
     return images_table if per_image else summarize_image_level(images_table)
 
-
+# %% ../nbs/13_masking_eval.ipynb #d672282b
 def _sem(values) -> float:
     return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float('nan')
 

@@ -118,7 +118,7 @@ def model_dims(model: nn.Module) -> tuple[int | None, int | None, int | None]:
 
 
 def _target_id(t, n_concepts: int | None, concepts) -> int:
-    "One concept id from an id or a name, checked against [0, n_concepts) (ids ≥ 0 when n_concepts is unknown)."
+    "One concept id from an id or a name, in [0, n_concepts) (or ≥ 0 when n_concepts is unknown)."
     if isinstance(t, str):
         if concepts is None:
             raise KeyError(f"target {t!r} is a name, but no concept names were given (pass concepts=...)")
@@ -200,7 +200,7 @@ def reduce_saliency(S: torch.Tensor, reduce: str = 'abs') -> torch.Tensor:
         raise ValueError(f"unknown reduce {reduce!r}; choose one of {TIS_REDUCTIONS}")
     return (S.abs() if reduce == 'abs' else S).amax(-3)
 
-
+# %% ../nbs/11_tis.ipynb #2e3058de
 class TokenImportance:
     "SmoothGrad token importance (eq. 3–4) of an IEM, batched: one backward per chunk of images × samples."
 

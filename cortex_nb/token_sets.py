@@ -83,7 +83,7 @@ def token_frequencies(picks: torch.Tensor, labels, codebook_size: int, n_concept
         n_concepts, codebook_size
     )
 
-
+# %% ../nbs/12_token_sets.ipynb #c0a1dcd1
 def top_k_table(counts: torch.Tensor, k: int, concepts: Sequence[str] | None = None) -> pd.DataFrame:
     "Top-k ids per concept (frequency > 0, ties → lower id) → DataFrame(concept, rank, token_id, frequency)."
     counts = torch.as_tensor(counts).cpu()
@@ -134,7 +134,7 @@ def _with_empty_rows(table: pd.DataFrame, row_concepts, empty, names) -> pd.Data
     by_concept = np.argsort(np.concatenate([row_concepts, empty]), kind='stable')
     return out.iloc[by_concept].reset_index(drop=True)
 
-
+# %% ../nbs/12_token_sets.ipynb #84fc8823
 def concept_token_sets(
     image_token_ids: torch.Tensor,
     labels,
